@@ -1,0 +1,6 @@
+"""Keras 3 layers of audiocaps-tf, each registered for serialization under the package `audiocaps_tf`."""
+
+from audiocaps_tf.layers.log_mel_frontend import LogMelFrontend
+from audiocaps_tf.layers.mfcc_frontend import MFCCFrontend
+
+__all__ = ["LogMelFrontend", "MFCCFrontend"]

@@ -1,0 +1,40 @@
+"""audiocaps-tf: audio captioning (AudioCaps, Kim et al., NAACL 2019) in Keras 3 on TensorFlow."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="audiocaps-tf",
+    version="0.1.0.dev0",
+    description="Audio captioning (AudioCaps, NAACL 2019) in Keras 3 on TensorFlow, served by TF Serving.",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    packages=find_packages(include=["audiocaps_tf", "audiocaps_tf.*"]),
+    python_requires=">=3.10",
+    install_requires=[
+        # Supported: TensorFlow 2.20 and 2.21 (tested: 2.21.0). tensorflow-serving-api follows the same minor.
+        "tensorflow>=2.20,<2.22",
+        "keras>=3.10",
+        "tensorflow-hub>=0.16",
+        "tensorflow-serving-api>=2.20,<2.22",
+        "numpy>=1.26",
+        "soundfile>=0.12",
+        "soxr>=0.3",  # the high-quality resampler behind load_audio
+        "librosa>=0.10",
+        "sentencepiece>=0.2",
+        "pycocoevalcap>=1.2",
+        "num2words>=0.5",
+        "tqdm>=4.60",
+    ],
+    extras_require={
+        # A static ffmpeg binary from PyPI, used for m4a / mp4 / webm when no system ffmpeg is installed.
+        "ffmpeg": ["imageio-ffmpeg>=0.5"],
+        "test": ["pytest>=8", "imageio-ffmpeg>=0.5"],
+    },
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "License :: OSI Approved :: Apache Software License",
+        "Topic :: Multimedia :: Sound/Audio :: Analysis",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+)
