@@ -1,0 +1,673 @@
+"""Downloads AudioCaps: the split CSVs from the authors' repository, then each clip's 10 s of audio from YouTube.
+
+    python -m audiocaps_tf.data download --out DIR [--splits train,val,test] [--no-audio] [--workers N]
+
+Writes:
+    DIR/{split}.csv     the official CSVs (github.com/cdjkim/audiocaps, dataset/), checked with read_split before
+                        they are put in place. An existing DIR/{split}.csv is kept as it is, never overwritten.
+    DIR/audio/{youtube_id}_{start_time}.flac
+                        seconds start_time .. start_time + 10 of the video's audio, 16 kHz mono 16-bit FLAC.
+    DIR/missing.csv     youtube_id,start_time,split,reason: the clips that could not be downloaded, with yt-dlp's
+                        (or ffmpeg's) error line as the reason. Rewritten at the end of every run: clips downloaded
+                        since drop out, rows of splits this run did not look at are kept.
+
+One attempt at one clip (TMP is a new folder under DIR/audio/.partial/):
+    yt-dlp --quiet --no-warnings --no-progress --no-playlist --format bestaudio/best
+           --download-sections "*START-END" --ffmpeg-location FFMPEG --output TMP/download.%(ext)s
+           [--yt-dlp-args ...] -- https://www.youtube.com/watch?v=YOUTUBE_ID
+    ffmpeg -nostdin -hide_banner -loglevel error -y -i TMP/download.EXT -map 0:a:0 -ac 1 -ar 16000
+           -sample_fmt s16 -t 10 -c:a flac TMP/clip.flac
+yt-dlp fetches only the section (through ffmpeg); the second step makes every clip the same format whatever
+YouTube served, and cuts it to 10 s. The FLAC must decode (16 kHz, mono, more than 0 samples) before it gets its
+final name, so a run that is killed never leaves a partial file there.
+
+Resuming: rerun the same command. A clip whose FLAC is there and decodes is skipped without any network call and
+never rewritten; so is a clip whose audio is already under DIR/audio/ under another name an AudioCaps downloader
+uses (see AudioIndex). A file at the final name that does not decode is not deleted: it is moved to
+DIR/audio/.invalid/{name}.invalid (.invalid.1, ... if taken) and the clip is downloaded again.
+
+Failures: an attempt that fails for a reason that may pass (network errors, HTTP 429/5xx, "confirm you're not a
+bot", timeouts) is retried up to --attempts times, waiting --retry-delay seconds, doubled at each retry. A video
+that is gone for good ("Video unavailable", "Private video", "This video has been removed", "Sign in to confirm
+your age", account terminated, blocked in your country, ...) is not retried. Missing clips do not make the command
+fail: it prints how many clips were downloaded, skipped and missing per split and exits 0. It exits 1 when a CSV
+cannot be downloaded or read, or yt-dlp or ffmpeg cannot be found.
+
+Needs yt-dlp on PATH (`pip install -U yt-dlp`; update it when YouTube downloads start failing) and ffmpeg
+(`apt-get install ffmpeg`, `conda install ffmpeg` or `pip install imageio-ffmpeg`, or set AUDIOCAPS_FFMPEG).
+"""
+
+import argparse
+import collections
+import concurrent.futures
+import csv
+import dataclasses
+import os
+import pathlib
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import soundfile
+from tqdm import tqdm
+
+from audiocaps_tf.audio.loading import FFMPEG_ENV_VAR, AudioError, find_ffmpeg, load_audio
+from audiocaps_tf.data.layout import AUDIO_DIR, SPLITS, AudioIndex, DataError, read_split, split_path
+from audiocaps_tf.params import CLIP_SECONDS, SAMPLE_RATE
+
+HELP = "download the AudioCaps CSVs and each clip's 10 s of audio from YouTube (yt-dlp + ffmpeg)"
+
+CSV_BASE_URL = "https://raw.githubusercontent.com/cdjkim/audiocaps/master/dataset"
+CSV_URL_ENV_VAR = "AUDIOCAPS_CSV_URL"
+YOUTUBE_URL = "https://www.youtube.com/watch?v={}"
+YT_DLP = "yt-dlp"
+MISSING_CSV = "missing.csv"
+MISSING_COLUMNS = ("youtube_id", "start_time", "split", "reason")
+PARTIAL_DIR = ".partial"  # under DIR/audio: one temporary folder per attempt
+INVALID_DIR = ".invalid"  # under DIR/audio: files found at a final name that did not decode
+AUDIO_EXTENSION = "flac"
+
+DEFAULT_WORKERS = 4
+DEFAULT_ATTEMPTS = 3
+DEFAULT_RETRY_DELAY = 5.0  # seconds before the 2nd attempt; doubled before each further one
+DEFAULT_TIMEOUT = 300.0  # seconds for one yt-dlp (or ffmpeg) run
+CSV_TIMEOUT = 60.0
+STALE_PARTIAL_SECONDS = 6 * 3600  # leftovers of a killed run older than this are removed
+
+YT_DLP_INSTALL_HINT = "install it with `pip install -U yt-dlp` (and keep it up to date: YouTube changes often)"
+FFMPEG_HINT = (
+    "install ffmpeg (`apt-get install ffmpeg`, `conda install ffmpeg` or `pip install imageio-ffmpeg`) "
+    f"or set {FFMPEG_ENV_VAR} to the path of an ffmpeg binary"
+)
+
+# Lower-case pieces of yt-dlp error messages for videos that will not come back: no retry.
+PERMANENT_ERRORS = (
+    "video unavailable",
+    "video is unavailable",
+    "this video is not available",
+    "private video",
+    "video is private",
+    "this video has been removed",
+    "no longer available",
+    "account associated with this video has been terminated",
+    "sign in to confirm your age",
+    "inappropriate for some users",
+    "available in your country",
+    "blocked it in your country",
+    "on copyright grounds",
+    "copyright claim",
+    "members-only",
+    "join this channel",
+    "requested format is not available",
+    "is not a valid url",
+    "incomplete youtube id",
+)
+_YOUTUBE_ID = re.compile(r"[A-Za-z0-9_-]+")
+_REASON_MAX_CHARS = 500
+
+
+class DownloadError(RuntimeError):
+    """A download that cannot go on (a CSV that cannot be had, a missing tool); the message says why."""
+
+
+@dataclasses.dataclass
+class Outcome:
+    """What became of one clip: 'downloaded', 'skipped' (already there), 'missing' or 'interrupted'."""
+
+    status: str
+    reason: str = ""
+    calls: int = 0
+
+
+@dataclasses.dataclass
+class AudioReport:
+    """Per-split counts {split: {'downloaded': n, 'skipped': n, 'missing': n}} and the rows of missing.csv."""
+
+    counts: dict
+    missing_rows: list
+    interrupted: bool = False
+
+
+# --------------------------------------------------------------------------------------------------- CSVs
+
+
+def csv_url(base, split):
+    """URL of one split's CSV under `base`: an http(s):// or file:// URL, or a local folder."""
+    if "://" in base:
+        return f"{base.rstrip('/')}/{split}.csv"
+    return (pathlib.Path(base).expanduser().resolve() / f"{split}.csv").as_uri()
+
+
+def _is_permanent_url_error(err):
+    if isinstance(err, urllib.error.HTTPError):
+        return err.code in (400, 401, 403, 404, 410)
+    if isinstance(err, urllib.error.URLError):
+        return isinstance(err.reason, (FileNotFoundError, IsADirectoryError, PermissionError)) or (
+            isinstance(err.reason, str) and "unknown url type" in err.reason
+        )
+    return isinstance(err, ValueError)  # a malformed URL
+
+
+def _place_without_overwrite(source, target):
+    """Gives `source` the name `target` unless something is already there; True when it was placed.
+
+    A hard link fails atomically when the target exists, so a file that appears meanwhile is never replaced;
+    file systems without hard links fall back to a rename after a check.
+    """
+    try:
+        os.link(source, target)
+    except FileExistsError:
+        return False
+    except OSError:
+        if os.path.lexists(target):
+            return False
+        os.replace(source, target)
+        return True
+    os.unlink(source)
+    return True
+
+
+def fetch_split_csv(data_dir, split, base_url=None, attempts=DEFAULT_ATTEMPTS, retry_delay=DEFAULT_RETRY_DELAY,
+                    sleep=time.sleep, timeout=CSV_TIMEOUT):
+    """Makes sure DIR/{split}.csv exists and reads it; returns ('kept' or 'downloaded', clips).
+
+    Downloads into a temporary file next to the target, checks it with read_split, and only then gives it its
+    name. Raises DownloadError when the CSV cannot be downloaded or does not read as an AudioCaps split.
+    """
+    target = split_path(data_dir, split)
+    if os.path.lexists(target):
+        try:
+            return "kept", read_split(target)
+        except (DataError, UnicodeDecodeError) as err:
+            raise DownloadError(f"{err}; this existing file is never overwritten: fix or remove it") from err
+
+    url = csv_url(base_url or os.environ.get(CSV_URL_ENV_VAR) or CSV_BASE_URL, split)
+    data = None
+    for attempt in range(1, attempts + 1):
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response:
+                data = response.read()
+            break
+        except (urllib.error.URLError, OSError, ValueError) as err:
+            if _is_permanent_url_error(err) or attempt == attempts:
+                raise DownloadError(f"cannot download {url}: {err}") from err
+            sleep(retry_delay * 2 ** (attempt - 1))
+
+    os.makedirs(data_dir, exist_ok=True)
+    fd, temp_path = tempfile.mkstemp(dir=data_dir, prefix=f".{split}.csv.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        try:
+            clips = read_split(temp_path)
+        except (DataError, UnicodeDecodeError) as err:
+            raise DownloadError(f"{url} is not an AudioCaps split CSV: {err}") from err
+        if not clips:
+            raise DownloadError(f"{url} is not an AudioCaps split CSV: it has no rows")
+        if not _place_without_overwrite(temp_path, target):  # appeared meanwhile: keep that one
+            return "kept", read_split(target)
+        return "downloaded", clips
+    finally:
+        if os.path.exists(temp_path):
+            os.unlink(temp_path)
+
+
+# -------------------------------------------------------------------------------------------------- audio
+
+
+def clip_file_name(clip):
+    return f"{clip.key}.{AUDIO_EXTENSION}"
+
+
+def _seconds(value):
+    return f"{value:g}"
+
+
+def yt_dlp_command(yt_dlp, clip, output_template, ffmpeg, extra_args=()):
+    """The yt-dlp command line that fetches the clip's 10 s section into `output_template`."""
+    end = clip.start_time + CLIP_SECONDS
+    return [
+        yt_dlp, "--quiet", "--no-warnings", "--no-progress", "--no-playlist",
+        "--format", "bestaudio/best",
+        "--download-sections", f"*{_seconds(clip.start_time)}-{_seconds(end)}",
+        "--ffmpeg-location", ffmpeg,
+        "--output", output_template,
+        *extra_args,
+        "--", YOUTUBE_URL.format(clip.youtube_id),
+    ]  # fmt: skip
+
+
+def ffmpeg_command(ffmpeg, source, target):
+    """The ffmpeg command line that turns yt-dlp's download into the clip's 10 s 16 kHz mono FLAC."""
+    return [
+        ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-i", source,
+        "-map", "0:a:0", "-ac", "1", "-ar", str(SAMPLE_RATE), "-sample_fmt", "s16",
+        "-t", _seconds(CLIP_SECONDS), "-c:a", "flac", target,
+    ]  # fmt: skip
+
+
+def is_permanent(message):
+    """True when an error message says the video is gone for good, so another attempt cannot help."""
+    lowered = message.lower()
+    return any(piece in lowered for piece in PERMANENT_ERRORS)
+
+
+def error_line(stderr, fallback):
+    """The line of a tool's stderr that says what went wrong: its last 'ERROR:' line, else its last line."""
+    lines = [" ".join(line.split()) for line in stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("ERROR:")]
+    line = (errors or lines or [fallback])[-1]
+    return line[:_REASON_MAX_CHARS]
+
+
+def check_audio(path):
+    """None when the file decodes to at least one finite sample, else the reason it does not."""
+    try:
+        native_rate = soundfile.info(os.fspath(path)).samplerate
+    except (RuntimeError, OSError):
+        native_rate = SAMPLE_RATE  # soundfile cannot open it; load_audio tries ffmpeg
+    try:
+        load_audio(path, sample_rate=native_rate, duration=None)
+    except AudioError as err:
+        return str(err)
+    return None
+
+
+def _check_download(path):
+    """None when `path` is a FLAC in the format this command writes, else the reason it is not."""
+    reason = check_audio(path)
+    if reason:
+        return reason
+    info = soundfile.info(os.fspath(path))
+    if info.format != "FLAC" or info.samplerate != SAMPLE_RATE or info.channels != 1:
+        return f"{path}: expected 16 kHz mono FLAC, got {info.samplerate} Hz, {info.channels} channel(s) {info.format}"
+    return None
+
+
+def _move_aside(path, invalid_dir):
+    """Moves a file that does not decode out of the way (never deletes it); returns where it went."""
+    os.makedirs(invalid_dir, exist_ok=True)
+    base = os.path.join(invalid_dir, os.path.basename(path) + ".invalid")
+    target, number = base, 0
+    while os.path.lexists(target):
+        number += 1
+        target = f"{base}.{number}"
+    os.replace(path, target)
+    return target
+
+
+def _remove_stale_partials(partial_root):
+    if not os.path.isdir(partial_root):
+        return
+    now = time.time()
+    for name in os.listdir(partial_root):
+        path = os.path.join(partial_root, name)
+        try:
+            if now - os.lstat(path).st_mtime > STALE_PARTIAL_SECONDS:
+                shutil.rmtree(path, ignore_errors=True)
+        except OSError:
+            pass
+
+
+class _Attempt(Exception):
+    """One failed attempt: its reason and whether another attempt may succeed."""
+
+    def __init__(self, reason, permanent):
+        super().__init__(reason)
+        self.reason = reason
+        self.permanent = permanent
+
+
+class _Downloader:
+    """Fetches clips into DIR/audio from worker threads; kills its child processes when interrupted."""
+
+    def __init__(self, data_dir, yt_dlp, ffmpeg, attempts, retry_delay, timeout, extra_args, known_missing,
+                 skip_unavailable, sleep):
+        self.audio_dir = os.path.join(data_dir, AUDIO_DIR)
+        self.partial_root = os.path.join(self.audio_dir, PARTIAL_DIR)
+        self.invalid_dir = os.path.join(self.audio_dir, INVALID_DIR)
+        self.index = AudioIndex(data_dir)
+        self.yt_dlp, self.ffmpeg = yt_dlp, ffmpeg
+        self.attempts, self.retry_delay, self.timeout = attempts, retry_delay, timeout
+        self.extra_args = tuple(extra_args)
+        self.known_missing = known_missing
+        self.skip_unavailable = skip_unavailable
+        self.stop = threading.Event()
+        self._sleep = sleep or self.stop.wait
+        self._processes = set()
+        self._lock = threading.Lock()
+
+    # Child processes run in their own session, so yt-dlp's own ffmpeg is killed with it on a timeout.
+    def _run(self, command):
+        kwargs = {"start_new_session": True} if os.name == "posix" else {}
+        try:
+            process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                       stderr=subprocess.PIPE, **kwargs)
+        except OSError as err:
+            raise _Attempt(f"cannot run {command[0]}: {err}", permanent=True) from err
+        with self._lock:
+            self._processes.add(process)
+        try:
+            if self.stop.is_set():
+                self._kill(process)
+            try:
+                _, stderr = process.communicate(timeout=self.timeout)
+            except subprocess.TimeoutExpired:
+                self._kill(process)
+                process.communicate()
+                raise _Attempt(
+                    f"{os.path.basename(command[0])} timed out after {_seconds(self.timeout)} s", permanent=False
+                ) from None
+        finally:
+            with self._lock:
+                self._processes.discard(process)
+        return process.returncode, stderr.decode("utf-8", errors="replace")
+
+    @staticmethod
+    def _kill(process):
+        try:
+            if os.name == "posix":
+                os.killpg(process.pid, signal.SIGKILL)
+            else:
+                process.kill()
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def interrupt(self):
+        self.stop.set()
+        with self._lock:
+            for process in list(self._processes):
+                self._kill(process)
+
+    def fetch(self, clip):
+        """Makes sure the clip's audio is under DIR/audio; returns its Outcome."""
+        if not _YOUTUBE_ID.fullmatch(clip.youtube_id):
+            return Outcome("missing", f"{clip.youtube_id!r} is not a YouTube video id")
+        final = os.path.join(self.audio_dir, clip_file_name(clip))
+        if os.path.lexists(final):
+            reason = check_audio(final)
+            if reason is None:
+                return Outcome("skipped")
+            moved_to = _move_aside(final, self.invalid_dir)
+            tqdm.write(f"{final} does not decode ({reason}); moved it to {moved_to} and downloading again",
+                       file=sys.stderr)
+        else:
+            existing = self.index.find(clip)
+            if existing is not None and check_audio(existing) is None:
+                return Outcome("skipped")
+        known_reason = self.known_missing.get(clip.key)
+        if self.skip_unavailable and known_reason and is_permanent(known_reason):
+            return Outcome("missing", known_reason)
+
+        calls = 0
+        for attempt in range(1, self.attempts + 1):
+            if self.stop.is_set():
+                return Outcome("interrupted", calls=calls)
+            calls += 1
+            try:
+                placed = self._attempt(clip, final)
+                return Outcome("downloaded" if placed else "skipped", calls=calls)
+            except _Attempt as failure:
+                if self.stop.is_set():
+                    return Outcome("interrupted", calls=calls)
+                if failure.permanent or attempt == self.attempts:
+                    return Outcome("missing", failure.reason, calls=calls)
+                self._sleep(self.retry_delay * 2 ** (attempt - 1))
+        raise AssertionError("unreachable")
+
+    def _attempt(self, clip, final):
+        os.makedirs(self.partial_root, exist_ok=True)
+        temp_dir = tempfile.mkdtemp(dir=self.partial_root, prefix=f"{clip.key}.")
+        try:
+            template = os.path.join(temp_dir, "download.%(ext)s")
+            command = yt_dlp_command(self.yt_dlp, clip, template, self.ffmpeg, self.extra_args)
+            returncode, stderr = self._run(command)
+            if returncode != 0:
+                reason = error_line(stderr, f"yt-dlp exited with code {returncode}")
+                raise _Attempt(reason, permanent=is_permanent(stderr))
+            downloads = sorted(
+                name for name in os.listdir(temp_dir)
+                if name.startswith("download.") and not name.endswith((".part", ".ytdl", ".temp"))
+            )  # fmt: skip
+            if not downloads:
+                raise _Attempt("yt-dlp exited without error but wrote no file", permanent=False)
+            converted = os.path.join(temp_dir, f"clip.{AUDIO_EXTENSION}")
+            returncode, stderr = self._run(ffmpeg_command(self.ffmpeg, os.path.join(temp_dir, downloads[0]), converted))
+            if returncode != 0 or not os.path.exists(converted):
+                reason = error_line(stderr, f"exited with code {returncode}")
+                raise _Attempt(f"ffmpeg could not convert the download: {reason}", permanent=False)
+            reason = _check_download(converted)
+            if reason:
+                raise _Attempt(f"the converted download is not valid audio: {reason}", permanent=False)
+            return _place_without_overwrite(converted, final)
+        finally:
+            shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def read_missing(data_dir):
+    """Rows of DIR/missing.csv as dicts; [] when there is none or it cannot be read."""
+    path = os.path.join(data_dir, MISSING_CSV)
+    if not os.path.exists(path):
+        return []
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            if any(column not in (reader.fieldnames or []) for column in MISSING_COLUMNS):
+                raise ValueError(f"expected the columns {', '.join(MISSING_COLUMNS)}")
+            return [{column: row[column] or "" for column in MISSING_COLUMNS} for row in reader]
+    except (OSError, UnicodeDecodeError, ValueError, csv.Error) as err:
+        print(f"warning: ignoring {path} ({err}); it is rewritten at the end of this run", file=sys.stderr)
+        return []
+
+
+def _write_missing(data_dir, rows):
+    path = os.path.join(data_dir, MISSING_CSV)
+    fd, temp_path = tempfile.mkstemp(dir=data_dir, prefix=f".{MISSING_CSV}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=MISSING_COLUMNS)
+            writer.writeheader()
+            writer.writerows(rows)
+        os.replace(temp_path, path)
+    finally:
+        if os.path.exists(temp_path):
+            os.unlink(temp_path)
+
+
+def download_audio(data_dir, clips_by_split, workers=DEFAULT_WORKERS, attempts=DEFAULT_ATTEMPTS,
+                   retry_delay=DEFAULT_RETRY_DELAY, timeout=DEFAULT_TIMEOUT, yt_dlp_args=(), skip_unavailable=False,
+                   yt_dlp=None, ffmpeg=None, sleep=None, progress=True):
+    """Downloads every clip of {split: [Clip]} into DIR/audio and rewrites DIR/missing.csv; returns an AudioReport.
+
+    `sleep(seconds)` waits between attempts (default: an interruptible wait). On KeyboardInterrupt the running
+    downloads are killed, missing.csv is still rewritten for the clips that were decided, and the interrupt is
+    raised again.
+    """
+    if workers < 1 or attempts < 1:
+        raise ValueError("workers and attempts must be at least 1")
+    yt_dlp = yt_dlp or shutil.which(YT_DLP)
+    if not yt_dlp:
+        raise DownloadError(f"{YT_DLP} was not found on PATH; {YT_DLP_INSTALL_HINT}")
+    ffmpeg = ffmpeg or find_ffmpeg()
+    if not ffmpeg:
+        raise DownloadError(f"ffmpeg was not found; {FFMPEG_HINT}")
+
+    old_rows = read_missing(data_dir)
+    known_missing = {f"{row['youtube_id']}_{row['start_time']}": row["reason"] for row in old_rows}
+    os.makedirs(os.path.join(data_dir, AUDIO_DIR), exist_ok=True)
+    downloader = _Downloader(data_dir, yt_dlp, ffmpeg, attempts, retry_delay, timeout, yt_dlp_args, known_missing,
+                             skip_unavailable, sleep)
+    _remove_stale_partials(downloader.partial_root)
+
+    unique = {}
+    for clips in clips_by_split.values():
+        for clip in clips:
+            unique.setdefault(clip.key, clip)
+    outcomes = {}
+    totals = collections.Counter()
+    interrupted = False
+    bar = tqdm(total=len(unique), unit="clip", desc="audio", disable=not progress, dynamic_ncols=True)
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="audiocaps-download")
+    try:
+        futures = {pool.submit(downloader.fetch, clip): key for key, clip in unique.items()}
+        for future in concurrent.futures.as_completed(futures):
+            outcome = future.result()
+            outcomes[futures[future]] = outcome
+            totals[outcome.status] += 1
+            bar.update(1)
+            bar.set_postfix(ok=totals["downloaded"], skipped=totals["skipped"], missing=totals["missing"],
+                            refresh=False)
+    except KeyboardInterrupt:
+        interrupted = True
+        downloader.interrupt()
+        pool.shutdown(wait=True, cancel_futures=True)
+        for future, key in futures.items():
+            if future.done() and not future.cancelled() and future.exception() is None:
+                outcomes.setdefault(key, future.result())
+    finally:
+        pool.shutdown(wait=True)
+        bar.close()
+        try:
+            os.rmdir(downloader.partial_root)
+        except OSError:
+            pass
+
+    counts, rows = {}, []
+    processed = set(clips_by_split)
+    decided = {key for key, outcome in outcomes.items() if outcome.status != "interrupted"}
+    old_by_split = collections.defaultdict(list)
+    for row in old_rows:
+        old_by_split[row["split"]].append(row)
+    for split in [*SPLITS, *sorted(set(old_by_split) - set(SPLITS))]:
+        if split not in processed:
+            rows.extend(old_by_split.get(split, []))
+            continue
+        counts[split] = collections.Counter({"downloaded": 0, "skipped": 0, "missing": 0})
+        old_reasons = {f"{row['youtube_id']}_{row['start_time']}": row for row in old_by_split.get(split, [])}
+        for clip in clips_by_split[split]:
+            if clip.key not in decided:  # interrupted before this clip: keep what was known about it
+                if clip.key in old_reasons:
+                    rows.append(old_reasons[clip.key])
+                continue
+            outcome = outcomes[clip.key]
+            counts[split][outcome.status] += 1
+            if outcome.status == "missing":
+                rows.append({"youtube_id": clip.youtube_id, "start_time": str(clip.start_time), "split": split,
+                             "reason": outcome.reason})
+    _write_missing(data_dir, rows)
+    report = AudioReport({split: dict(c) for split, c in counts.items()}, rows, interrupted)
+    if interrupted:
+        raise KeyboardInterrupt
+    return report
+
+
+# ---------------------------------------------------------------------------------------------------- CLI
+
+
+def _splits(value):
+    splits = [s.strip() for s in value.split(",") if s.strip()]
+    unknown = [s for s in splits if s not in SPLITS]
+    if not splits or unknown:
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list of {', '.join(SPLITS)}, got {value!r}")
+    return list(dict.fromkeys(splits))
+
+
+def _positive_int(value):
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return number
+
+
+def _non_negative_float(value):
+    number = float(value)
+    if not number >= 0:
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {value}")
+    return number
+
+
+def add_arguments(parser):
+    parser.add_argument("--out", required=True, metavar="DIR", help="dataset folder (created if needed)")
+    parser.add_argument("--splits", type=_splits, default=list(SPLITS), metavar="LIST",
+                        help="comma-separated splits to download (default: train,val,test)")
+    parser.add_argument("--no-audio", action="store_true", help="download the CSVs only")
+    parser.add_argument("--workers", type=_positive_int, default=DEFAULT_WORKERS, metavar="N",
+                        help=f"clips downloaded at the same time (default: {DEFAULT_WORKERS})")
+    parser.add_argument("--csv-url", metavar="URL_OR_DIR",
+                        help=f"where {{split}}.csv are read from: an http(s):// or file:// URL or a folder "
+                             f"(default: ${CSV_URL_ENV_VAR}, else {CSV_BASE_URL})")
+    parser.add_argument("--attempts", type=_positive_int, default=DEFAULT_ATTEMPTS, metavar="N",
+                        help=f"attempts per clip for errors that may pass (default: {DEFAULT_ATTEMPTS})")
+    parser.add_argument("--retry-delay", type=_non_negative_float, default=DEFAULT_RETRY_DELAY, metavar="SECONDS",
+                        help=f"wait before the 2nd attempt, doubled before each further one "
+                             f"(default: {_seconds(DEFAULT_RETRY_DELAY)})")
+    parser.add_argument("--timeout", type=_non_negative_float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+                        help=f"limit for one yt-dlp or ffmpeg run (default: {_seconds(DEFAULT_TIMEOUT)})")
+    parser.add_argument("--skip-unavailable", action="store_true",
+                        help="do not try again clips that missing.csv lists as gone for good (Video unavailable, ...)")
+    parser.add_argument("--yt-dlp-args", default="", metavar="ARGS",
+                        help='extra yt-dlp options, e.g. --yt-dlp-args="--cookies cookies.txt"')
+
+
+def run(args):
+    data_dir = args.out
+    try:
+        extra_args = shlex.split(args.yt_dlp_args)
+    except ValueError as err:
+        print(f"error: --yt-dlp-args: {err}", file=sys.stderr)
+        return 2
+    if not args.no_audio:  # fail before writing anything when a tool is missing
+        if not shutil.which(YT_DLP):
+            print(f"error: {YT_DLP} was not found on PATH; {YT_DLP_INSTALL_HINT}", file=sys.stderr)
+            return 1
+        if not find_ffmpeg():
+            print(f"error: ffmpeg was not found; {FFMPEG_HINT}", file=sys.stderr)
+            return 1
+
+    os.makedirs(data_dir, exist_ok=True)
+    clips_by_split, failed = {}, False
+    for split in args.splits:
+        try:
+            status, clips = fetch_split_csv(data_dir, split, args.csv_url, attempts=args.attempts,
+                                            retry_delay=args.retry_delay)
+        except DownloadError as err:
+            print(f"error: {split}: {err}", file=sys.stderr)
+            failed = True
+            continue
+        clips_by_split[split] = clips
+        what = "kept the existing file" if status == "kept" else "downloaded"
+        print(f"{split_path(data_dir, split)}: {what} ({len(clips)} clips)")
+    if failed:
+        print("error: the CSVs above could not be had; no audio was downloaded", file=sys.stderr)
+        return 1
+    if args.no_audio:
+        return 0
+
+    try:
+        report = download_audio(data_dir, clips_by_split, workers=args.workers, attempts=args.attempts,
+                                retry_delay=args.retry_delay, timeout=args.timeout, yt_dlp_args=extra_args,
+                                skip_unavailable=args.skip_unavailable)
+    except DownloadError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; {os.path.join(data_dir, MISSING_CSV)} is up to date for the clips done so far. "
+              "Run the same command again to resume.", file=sys.stderr)
+        return 130
+
+    total = collections.Counter()
+    for split, counts in report.counts.items():
+        total.update(counts)
+        print(f"{split}: {counts['downloaded']} downloaded, {counts['skipped']} already there, "
+              f"{counts['missing']} missing")
+    print(f"audio: {os.path.join(data_dir, AUDIO_DIR)}; {total['missing']} clip(s) missing, listed in "
+          f"{os.path.join(data_dir, MISSING_CSV)} ({len(report.missing_rows)} row(s) in all)")
+    return 0
