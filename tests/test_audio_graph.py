@@ -190,7 +190,10 @@ def _bad_inputs():
             "audio: sample rate 4000 Hz is outside the supported range [8000, 192000] Hz",
         ),
         "384 kHz": (_fmt_field(pcm, 4, "<I", 384000), "audio: sample rate 384000 Hz is outside"),
-        "truncated data": (pcm[:-100], "audio: WAV data chunk is truncated: it declares 400 bytes but the file holds 300"),
+        "truncated data": (
+            pcm[:-100],
+            "audio: WAV data chunk is truncated: it declares 400 bytes but the file holds 300",
+        ),
         "zero frames": (patch(pcm[: data_at + 8], data_at + 4, "<I", 0), "audio: WAV file has no audio frames"),
         "less than one frame": (
             patch(pcm[: data_at + 11], data_at + 4, "<I", 3),
@@ -301,8 +304,8 @@ def test_resample_matches_soxr_on_music_like_signal():
     x = sum(0.1 * np.sin(2 * np.pi * f * t + f) for f in (55, 440, 1234, 3520, 6000, 7300)).astype(np.float32)
     expected = soxr.resample(x, rate, 16000, quality="HQ")
     out = resample_graph(x, rate).numpy()
-    np.testing.assert_allclose(out[EDGE:-EDGE], expected[EDGE:-EDGE], rtol=0, atol=2e-4)
-    np.testing.assert_allclose(out, expected, rtol=0, atol=2e-2)  # the first and last samples too
+    np.testing.assert_allclose(out[EDGE:-EDGE], expected[EDGE:-EDGE], rtol=0, atol=3e-4)
+    np.testing.assert_allclose(out, expected, rtol=0, atol=1e-2)  # the first and last samples too
 
 
 def test_resample_rejects_non_positive_rate():
@@ -325,18 +328,25 @@ def test_wav_to_waveform_mirrors_load_audio(seconds):
     expected = load_audio(data)
     out = wav_to_waveform_graph(tf.constant(data)).numpy()
     assert out.shape == expected.shape == (round(params.CLIP_SECONDS * params.SAMPLE_RATE),)
-    np.testing.assert_allclose(out, expected, rtol=0, atol=2e-3)
+    # The two resamplers treat the jumps where the signal starts and stops slightly differently;
+    # elsewhere they agree to -100 dB.
+    signal_end = int(min(seconds, params.CLIP_SECONDS) * params.SAMPLE_RATE)
+    away_from_jumps = np.r_[EDGE : signal_end - EDGE]
+    np.testing.assert_allclose(out[away_from_jumps], expected[away_from_jumps], rtol=0, atol=2e-5)
+    np.testing.assert_allclose(out, expected, rtol=0, atol=1e-2)
     if seconds < params.CLIP_SECONDS:
-        assert not np.any(out[int(seconds * params.SAMPLE_RATE) :])  # zeros at the end
+        assert not np.any(out[signal_end:])  # zeros at the end
 
 
 def test_wav_to_waveform_options():
     rate = 22050
     data = wav_bytes(np.tile(sine(300, rate, 1.7)[:, None], (1, 2)), rate, "FLOAT")
     whole = wav_to_waveform(data, duration=None)
-    np.testing.assert_allclose(whole.numpy(), load_audio(data, duration=None), rtol=0, atol=2e-3)
+    assert whole.shape == (round(1.7 * 16000),)
+    np.testing.assert_allclose(whole.numpy(), load_audio(data, duration=None), rtol=0, atol=1e-3)
     short = wav_to_waveform(data, sample_rate=8000, duration=0.5)
-    np.testing.assert_allclose(short.numpy(), load_audio(data, sample_rate=8000, duration=0.5), rtol=0, atol=2e-3)
+    assert short.shape == (4000,)
+    np.testing.assert_allclose(short.numpy(), load_audio(data, sample_rate=8000, duration=0.5), rtol=0, atol=1e-3)
 
 
 def test_wav_to_waveform_clips_like_load_audio():
