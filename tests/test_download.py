@@ -5,6 +5,7 @@ call only, "down" always fail with a network error, "hang" sleep past the timeou
 audio; the others get an 11 s 44.1 kHz stereo WAV copied where --output says. The real ffmpeg converts it.
 """
 
+import _thread
 import csv
 import json
 import os
@@ -13,6 +14,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import numpy as np
@@ -235,6 +237,39 @@ def test_timeout_kills_the_download(env):
     assert list(env.audio.iterdir()) == []
 
 
+def test_interrupt_kills_downloads_and_keeps_missing_csv_true(env, capsys):
+    env.out.mkdir()
+    _write_csv(env.out / "val.csv", [("1", "okVal000001", "0", "c"), ("2", "hangVal0001", "0", "c")])
+    with open(env.out / "missing.csv", "w", newline="") as f:  # what an earlier run knew about the hanging clip
+        f.write("youtube_id,start_time,split,reason\nhangVal0001,0,val,ERROR: earlier\n")
+    done = threading.Event()
+
+    def press_ctrl_c_once_hanging():  # once the good clip is in place and the "hang" download runs
+        deadline = time.monotonic() + 30
+        while not done.is_set() and time.monotonic() < deadline:
+            if (env.audio / "okVal000001_0.flac").exists() and env.calls("hangVal0001"):
+                break
+            time.sleep(0.05)
+        if not done.is_set():
+            _thread.interrupt_main()
+
+    presser = threading.Thread(target=press_ctrl_c_once_hanging)
+    presser.start()
+    started = time.monotonic()
+    try:
+        assert env.run("--splits", "val", "--timeout", "60", "--attempts", "1") == 130
+    finally:
+        done.set()
+        presser.join()
+    assert time.monotonic() - started < 20  # the hanging yt-dlp was killed, not waited for
+    assert "Run the same command again to resume" in capsys.readouterr().err
+    _assert_clip_file(env.audio / "okVal000001_0.flac")
+    # The interrupted clip is neither reported missing for the interrupt nor forgotten.
+    assert env.missing() == [{"youtube_id": "hangVal0001", "start_time": "0", "split": "val",
+                              "reason": "ERROR: earlier"}]
+    assert sorted(p.name for p in env.audio.iterdir()) == ["okVal000001_0.flac"]
+
+
 def test_rerun_skips_existing_files_without_calling_yt_dlp_or_touching_them(env, capsys):
     assert env.run() == 0
     files = sorted(env.audio.glob("*.flac"))
@@ -349,8 +384,10 @@ def test_csv_that_cannot_be_had_fails_the_command(env, tmp_path, capsys):
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "val.csv").write_text("<html>rate limited</html>\n")
-    assert env.run("--splits", "val,test", csv_url=bad) == 1
+    _write_csv(bad / "train.csv", [])  # the header alone
+    assert env.run("--splits", "train,val,test", csv_url=bad) == 1
     err = capsys.readouterr().err
+    assert f"{(bad / 'train.csv').as_uri()} is not an AudioCaps split CSV: it has no rows" in err
     assert f"{(bad / 'val.csv').as_uri()} is not an AudioCaps split CSV" in err
     assert f"cannot download {(bad / 'test.csv').as_uri()}" in err
     assert list(env.out.iterdir()) == []  # no half-validated CSV, no temporary file

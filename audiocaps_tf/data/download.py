@@ -44,6 +44,7 @@ import csv
 import dataclasses
 import os
 import pathlib
+import queue
 import re
 import shlex
 import shutil
@@ -106,7 +107,6 @@ PERMANENT_ERRORS = (
     "copyright claim",
     "members-only",
     "join this channel",
-    "requested format is not available",
     "is not a valid url",
     "incomplete youtube id",
 )
@@ -452,6 +452,15 @@ class _Downloader:
             shutil.rmtree(temp_dir, ignore_errors=True)
 
 
+def _next_finished(finished):
+    """The next finished future; waits in short steps so Ctrl-C is handled at once on every platform."""
+    while True:
+        try:
+            return finished.get(timeout=0.5)
+        except queue.Empty:
+            pass
+
+
 def read_missing(data_dir):
     """Rows of DIR/missing.csv as dicts; [] when there is none or it cannot be read."""
     path = os.path.join(data_dir, MISSING_CSV)
@@ -511,14 +520,19 @@ def download_audio(data_dir, clips_by_split, workers=DEFAULT_WORKERS, attempts=D
     for clips in clips_by_split.values():
         for clip in clips:
             unique.setdefault(clip.key, clip)
-    outcomes = {}
+    outcomes, futures = {}, {}
     totals = collections.Counter()
     interrupted = False
+    finished = queue.Queue()
     bar = tqdm(total=len(unique), unit="clip", desc="audio", disable=not progress, dynamic_ncols=True)
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="audiocaps-download")
     try:
-        futures = {pool.submit(downloader.fetch, clip): key for key, clip in unique.items()}
-        for future in concurrent.futures.as_completed(futures):
+        for key, clip in unique.items():
+            future = pool.submit(downloader.fetch, clip)
+            futures[future] = key
+            future.add_done_callback(finished.put)
+        for _ in range(len(futures)):
+            future = _next_finished(finished)
             outcome = future.result()
             outcomes[futures[future]] = outcome
             totals[outcome.status] += 1
@@ -587,6 +601,13 @@ def _positive_int(value):
     return number
 
 
+def _positive_float(value):
+    number = float(value)
+    if not number > 0:
+        raise argparse.ArgumentTypeError(f"must be a number > 0, got {value}")
+    return number
+
+
 def _non_negative_float(value):
     number = float(value)
     if not number >= 0:
@@ -609,7 +630,7 @@ def add_arguments(parser):
     parser.add_argument("--retry-delay", type=_non_negative_float, default=DEFAULT_RETRY_DELAY, metavar="SECONDS",
                         help=f"wait before the 2nd attempt, doubled before each further one "
                              f"(default: {_seconds(DEFAULT_RETRY_DELAY)})")
-    parser.add_argument("--timeout", type=_non_negative_float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+    parser.add_argument("--timeout", type=_positive_float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
                         help=f"limit for one yt-dlp or ffmpeg run (default: {_seconds(DEFAULT_TIMEOUT)})")
     parser.add_argument("--skip-unavailable", action="store_true",
                         help="do not try again clips that missing.csv lists as gone for good (Video unavailable, ...)")
@@ -646,7 +667,8 @@ def run(args):
         what = "kept the existing file" if status == "kept" else "downloaded"
         print(f"{split_path(data_dir, split)}: {what} ({len(clips)} clips)")
     if failed:
-        print("error: the CSVs above could not be had; no audio was downloaded", file=sys.stderr)
+        print("error: the CSVs above could not be had" + ("" if args.no_audio else "; no audio was downloaded"),
+              file=sys.stderr)
         return 1
     if args.no_audio:
         return 0
