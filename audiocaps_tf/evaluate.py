@@ -1,0 +1,267 @@
+"""`python -m audiocaps_tf.evaluate {score,human}`: caption metrics on AudioCaps CSVs.
+
+    score   --predictions P.csv --references R.csv [--json OUT] [--per-clip OUT.csv] [--allow-missing]
+    human   --references R.csv [--json OUT]          the paper's "Human" upper bound (leave-one-reference-out)
+
+P.csv has columns youtube_id, start_time, caption (others are ignored), one row per clip; an empty caption is
+scored as empty. R.csv is an AudioCaps split CSV (audiocap_id, youtube_id, start_time, caption). Scores are x100,
+printed in the column order of the paper's Table 2 (B-1..B-4, METEOR, CIDEr, ROUGE-L, SPICE) plus SPIDEr; SPICE and
+SPIDEr need Stanford CoreNLP 3.6.0 (see audiocaps_tf.metrics; --spice-dir DIR or $AUDIOCAPS_SPICE_DIR) and are "-"
+without it. Output files are never overwritten unless --overwrite.
+"""
+
+import argparse
+import csv
+import json
+import pathlib
+import sys
+import warnings
+
+from audiocaps_tf import metrics
+from audiocaps_tf.data.layout import DataError, read_split
+
+PREDICTION_COLUMNS = ("youtube_id", "start_time", "caption")
+JSON_KEYS = metrics.METRICS + ("num_clips",)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Helpers shared by the commands (and by commands added later)
+
+
+def clip_key(youtube_id, start_time):
+    """The `{youtube_id}_{start_time}` name of a clip (Clip.key)."""
+    return f"{youtube_id}_{start_time}"
+
+
+def _parse_start_time(value, where):
+    try:
+        number = float(value)
+    except ValueError:
+        raise DataError(f"{where}: start_time {value!r} is not a number of seconds") from None
+    if number < 0 or number != int(number):
+        raise DataError(f"{where}: start_time {value!r} must be a whole number of seconds >= 0")
+    return int(number)
+
+
+def read_predictions(csv_path):
+    """{clip key: (caption, line)} of a predictions CSV; DataError naming the file (and line) when malformed.
+
+    Each clip may appear once; a missing or empty caption field is an empty caption only when the column exists.
+    """
+    csv_path = pathlib.Path(csv_path)
+    if not csv_path.is_file():
+        raise DataError(f"{csv_path}: no such file")
+    predictions = {}
+    with open(csv_path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in PREDICTION_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise DataError(f"{csv_path}: missing column(s) {', '.join(missing)}; expected "
+                            f"{','.join(PREDICTION_COLUMNS)}, found {reader.fieldnames}")
+        for row in reader:
+            where = f"{csv_path}, line {reader.line_num}"
+            if None in row or any(row[c] is None for c in reader.fieldnames):
+                raise DataError(f"{where}: expected {len(reader.fieldnames)} fields, found a different number")
+            for column in ("youtube_id", "start_time"):
+                if not row[column].strip():
+                    raise DataError(f"{where}: empty {column}")
+            key = clip_key(row["youtube_id"].strip(), _parse_start_time(row["start_time"].strip(), where))
+            if key in predictions:
+                raise DataError(f"{where}: a second prediction for clip {key} (the first is on line "
+                                f"{predictions[key][1]})")
+            predictions[key] = (row["caption"].strip(), reader.line_num)
+    if not predictions:
+        raise DataError(f"{csv_path}: no predictions")
+    return predictions
+
+
+def check_outputs(args, *names):
+    """DataError when an output file named by `args.<name>` exists and --overwrite was not given."""
+    for name in names:
+        path = getattr(args, name, None)
+        if path is not None and pathlib.Path(path).exists() and not args.overwrite:
+            raise DataError(f"{path} exists; pass --overwrite to replace it")
+
+
+def _open_output(path, overwrite):
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return open(path, "w" if overwrite else "x", newline="", encoding="utf-8")
+    except FileExistsError:
+        raise DataError(f"{path} exists; pass --overwrite to replace it") from None
+
+
+def write_json(path, data, overwrite=False):
+    with _open_output(path, overwrite) as f:
+        json.dump(data, f, indent=2)
+        f.write("\n")
+
+
+def add_output_arguments(parser):
+    parser.add_argument("--json", metavar="OUT", help="write the scores to this JSON file")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
+
+
+def add_spice_arguments(parser):
+    parser.add_argument("--spice-dir", metavar="DIR", help="directory holding stanford-corenlp-3.6.0.jar and "
+                        "stanford-corenlp-3.6.0-models.jar (default: $AUDIOCAPS_SPICE_DIR, then pycocoevalcap's "
+                        "spice/lib)")
+    parser.add_argument("--no-spice", action="store_true", help="skip SPICE and SPIDEr")
+
+
+def _spice_options(args):
+    return {"spice": False if args.no_spice else (True if args.spice_dir else None), "spice_dir": args.spice_dir}
+
+
+def _print_scores(title, scores):
+    print(title)
+    print(metrics.format_table(scores))
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# score
+
+
+SCORE_HELP = "score predicted captions against a split's references"
+
+
+def add_score_arguments(parser):
+    parser.add_argument("--predictions", required=True, metavar="P.csv",
+                        help="youtube_id,start_time,caption; one row per clip")
+    parser.add_argument("--references", required=True, metavar="R.csv", help="an AudioCaps split CSV")
+    parser.add_argument("--per-clip", metavar="OUT.csv", help="write every clip's scores to this CSV")
+    parser.add_argument("--allow-missing", action="store_true",
+                        help="score only the clips that have a prediction instead of failing")
+    add_output_arguments(parser)
+    add_spice_arguments(parser)
+
+
+def _examples(keys, lines=None, count=5):
+    shown = [f"{k} (line {lines[k]})" if lines else k for k in keys[:count]]
+    return ", ".join(shown) + (", ..." if len(keys) > count else "")
+
+
+def match_predictions(predictions, clips, predictions_path, references_path, allow_missing=False):
+    """({key: caption}, {key: [reference, ...]}, number of reference clips skipped) for scoring.
+
+    DataError for predictions of clips not in the references, and for reference clips without a prediction
+    unless allow_missing.
+    """
+    references = {clip.key: list(clip.captions) for clip in clips}
+    lines = {key: line for key, (_, line) in predictions.items()}
+    unknown = [k for k in predictions if k not in references]
+    if unknown:
+        raise DataError(f"{predictions_path}: {len(unknown)} prediction(s) for clips not in {references_path}: "
+                        f"{_examples(unknown, lines)}")
+    missing = [k for k in references if k not in predictions]
+    if missing and not allow_missing:
+        raise DataError(f"{predictions_path}: no prediction for {len(missing)} of the {len(references)} clips of "
+                        f"{references_path}: {_examples(missing)} (--allow-missing scores only the predicted clips)")
+    keys = [k for k in references if k in predictions]
+    return {k: predictions[k][0] for k in keys}, {k: references[k] for k in keys}, len(missing)
+
+
+def write_per_clip(path, clips, predictions, per_clip, overwrite=False):
+    by_key = {clip.key: clip for clip in clips}
+    with _open_output(path, overwrite) as f:
+        writer = csv.writer(f)
+        writer.writerow(["youtube_id", "start_time", "caption", *metrics.METRICS])
+        for key, scores in per_clip.items():
+            clip = by_key[key]
+            writer.writerow([clip.youtube_id, clip.start_time, predictions[key],
+                             *("" if scores[m] is None else f"{scores[m]:.4f}" for m in metrics.METRICS)])
+
+
+def run_score(args):
+    check_outputs(args, "json", "per_clip")
+    predictions = read_predictions(args.predictions)
+    clips = read_split(args.references)
+    captions, references, skipped = match_predictions(predictions, clips, args.predictions, args.references,
+                                                      args.allow_missing)
+    if skipped:
+        print(f"--allow-missing: skipped {skipped} of the {len(clips)} clips of {args.references} (no prediction); "
+              f"scoring {len(captions)}", file=sys.stderr)
+    scores, per_clip = metrics.score_captions(captions, references, per_clip=True, **_spice_options(args))
+    result = {**scores, "num_clips": len(captions), "skipped": skipped}
+    _print_scores(f"{len(captions)} clips of {args.references}" + (f" ({skipped} skipped)" if skipped else ""),
+                  result)
+    if args.json:
+        write_json(args.json, result, args.overwrite)
+    if args.per_clip:
+        write_per_clip(args.per_clip, clips, captions, per_clip, args.overwrite)
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# human
+
+
+HUMAN_HELP = "the human upper bound: each reference scored against the clip's other references"
+
+
+def add_human_arguments(parser):
+    parser.add_argument("--references", required=True, metavar="R.csv", help="an AudioCaps split CSV")
+    add_output_arguments(parser)
+    add_spice_arguments(parser)
+
+
+def run_human(args):
+    check_outputs(args, "json")
+    clips = read_split(args.references)
+    result = metrics.human_upper_bound({clip.key: list(clip.captions) for clip in clips}, **_spice_options(args))
+    title = (f"Human (leave one reference out, {result['turns']} turns): "
+             f"{result['num_clips']} clips of {args.references}")
+    if result["skipped"]:
+        title += f"; {result['skipped']} clip(s) with fewer than 2 references skipped"
+    _print_scores(title, result)
+    if args.json:
+        write_json(args.json, result, args.overwrite)
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The command line
+
+# name: (help, add_arguments(parser), run(args) -> exit code). A new subcommand (e.g. "retrieval") adds an entry.
+COMMANDS = {
+    "score": (SCORE_HELP, add_score_arguments, run_score),
+    "human": (HUMAN_HELP, add_human_arguments, run_human),
+}
+
+# Errors reported as one "error: ..." line (exit code 1) instead of a traceback.
+EXPECTED_ERRORS = (DataError, metrics.MetricsError, ValueError, OSError)
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="python -m audiocaps_tf.evaluate", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (help_text, add_arguments, run) in COMMANDS.items():
+        command = subparsers.add_parser(name, help=help_text, description=help_text)
+        add_arguments(command)
+        command.set_defaults(run=run)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    with warnings.catch_warnings():
+        show_other_warnings = warnings.showwarning
+
+        def show_warning(message, category, *rest, **kwargs):
+            if issubclass(category, metrics.SpiceUnavailableWarning):
+                print(f"warning: {message}", file=sys.stderr)  # without the source line it was raised from
+            else:
+                show_other_warnings(message, category, *rest, **kwargs)
+
+        warnings.showwarning = show_warning
+        try:
+            return args.run(args)
+        except EXPECTED_ERRORS as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
