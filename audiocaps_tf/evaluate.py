@@ -1,7 +1,8 @@
-"""`python -m audiocaps_tf.evaluate {score,human}`: caption metrics on AudioCaps CSVs.
+"""`python -m audiocaps_tf.evaluate {score,human,retrieval}`: caption metrics on AudioCaps CSVs.
 
-    score   --predictions P.csv --references R.csv [--json OUT] [--per-clip OUT.csv] [--allow-missing]
-    human   --references R.csv [--json OUT]          the paper's "Human" upper bound (leave-one-reference-out)
+    score      --predictions P.csv --references R.csv [--json OUT] [--per-clip OUT.csv] [--allow-missing]
+    human      --references R.csv [--json OUT]       the paper's "Human" upper bound (leave-one-reference-out)
+    retrieval  --data-dir DIR --features mfcc|vggish [--split test] [--json OUT]   the paper's 1NN baselines
 
 P.csv has columns youtube_id, start_time, caption (others are ignored), one row per clip; an empty caption is
 scored as empty. R.csv is an AudioCaps split CSV (audiocap_id, youtube_id, start_time, caption). Scores are x100,
@@ -221,12 +222,70 @@ def run_human(args):
 
 
 # ----------------------------------------------------------------------------------------------------------------------
+# retrieval
+
+
+RETRIEVAL_HELP = "the 1NN baselines: each clip gets the caption of its nearest training clip (mean-pooled features)"
+
+
+def add_retrieval_arguments(parser):
+    parser.add_argument("--data-dir", required=True, metavar="DIR",
+                        help="an AudioCaps data dir with audio, or a `prepare` output directory")
+    parser.add_argument("--features", required=True, choices=["mfcc", "vggish"],
+                        help="MFCC (paper section 5.1) or the VGGish fc2 embedding")
+    parser.add_argument("--split", default="test", choices=["val", "test"], help="the split to caption (default test)")
+    parser.add_argument("--vggish-weights", metavar="SOURCE", default=None,
+                        help="VGGish weights when they must be computed: a TF Hub handle (default google/vggish/1), "
+                        "an extracted hub module directory or vggish_model.ckpt")
+    parser.add_argument("--predictions", metavar="OUT.csv", help="also write the retrieved captions (youtube_id, "
+                        "start_time, caption)")
+    add_output_arguments(parser)
+    add_spice_arguments(parser)
+
+
+def run_retrieval(args):
+    from audiocaps_tf import params, retrieval  # TensorFlow only for this command
+    from audiocaps_tf.data.pipeline import open_source
+    from audiocaps_tf.data.vocabulary import WordVocabulary
+
+    check_outputs(args, "json", "predictions")
+    data_dir = pathlib.Path(args.data_dir)
+    vocabulary = None
+    if (data_dir / "train.csv").is_file():  # a raw data dir: its sources need a vocabulary to encode captions
+        vocabulary = WordVocabulary.build([c for clip in read_split(data_dir / "train.csv") for c in clip.captions])
+    train = open_source(data_dir, "train", vocabulary)
+    query = open_source(data_dir, args.split, vocabulary)
+    captions = retrieval.nearest_neighbour_captions(
+        train, query, args.features, args.vggish_weights or params.VGGISH_HUB_HANDLE
+    )
+    references = {}
+    for clip in query.clip_dataset([]):
+        references[clip["key"].numpy().decode()] = [c.decode() for c in clip["captions"].numpy()]
+    references = {key: references[key] for key in captions}
+    scores = metrics.score_captions(captions, references, **_spice_options(args))
+    result = {**scores, "num_clips": len(captions)}
+    _print_scores(f"1NN-{args.features.upper() if args.features == 'mfcc' else 'VGGish'}: "
+                  f"{len(captions)} {args.split} clips of {data_dir}", result)
+    if args.json:
+        write_json(args.json, result, args.overwrite)
+    if args.predictions:
+        with _open_output(args.predictions, args.overwrite) as f:
+            writer = csv.writer(f)
+            writer.writerow(PREDICTION_COLUMNS)
+            for key, caption in captions.items():
+                youtube_id, _, start_time = key.rpartition("_")
+                writer.writerow([youtube_id, start_time, caption])
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------------------------------
 # The command line
 
 # name: (help, add_arguments(parser), run(args) -> exit code). A new subcommand (e.g. "retrieval") adds an entry.
 COMMANDS = {
     "score": (SCORE_HELP, add_score_arguments, run_score),
     "human": (HUMAN_HELP, add_human_arguments, run_human),
+    "retrieval": (RETRIEVAL_HELP, add_retrieval_arguments, run_retrieval),
 }
 
 # Errors reported as one "error: ..." line (exit code 1) instead of a traceback.

@@ -299,7 +299,7 @@ class DataDirSource:
 
         if "waveform" in fields:
             clips = clips.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
-            clips = clips.filter(lambda clip, ok: ok).map(lambda clip, ok: clip)
+            clips = clips.filter(_decoded_ok).map(_drop_flag)
 
         def tidy(clip):
             result = {name: clip[name] for name in ("key", "youtube_id", "start_time")}
@@ -310,6 +310,14 @@ class DataDirSource:
             return result
 
         return clips.map(tidy)
+
+
+def _decoded_ok(clip, ok):
+    return ok
+
+
+def _drop_flag(clip, ok):
+    return clip
 
 
 def open_source(path, split, vocabulary=None, keyword_vocabulary=None):
