@@ -68,7 +68,9 @@ def clip_example(clip, caption_ids, attributes, features):
             fields[name] = _bytes([tf.io.serialize_tensor(np.asarray(value, np.float32)).numpy()])
         else:
             raise ValueError(f"unknown record field {name!r}; known: waveform, {', '.join(TENSOR_FIELDS)}")
-    return tf.train.Example(features=tf.train.Features(feature=fields)).SerializeToString()
+    # deterministic=True: protobuf's map order otherwise changes from process to process, and a shard written
+    # again (on resume, or by another run) must hold the same bytes.
+    return tf.train.Example(features=tf.train.Features(feature=fields)).SerializeToString(deterministic=True)
 
 
 def parse_clip_example(serialized, fields):

@@ -1,8 +1,28 @@
 """Keras 3 layers of audiocaps-tf, each registered for serialization under the package `audiocaps_tf`."""
 
+from audiocaps_tf.layers.layer_norm_lstm_cell import LayerNormLSTM, LayerNormLSTMCell
 from audiocaps_tf.layers.log_mel_frontend import LogMelFrontend
+from audiocaps_tf.layers.luong_decoder import LuongDecoder
 from audiocaps_tf.layers.mfcc_frontend import MFCCFrontend
 from audiocaps_tf.layers.vggish import VGGish
 from audiocaps_tf.layers.vggish_weights import load_vggish_weights
+from audiocaps_tf.layers.attention_flow import AttentionFlow
+from audiocaps_tf.layers.mfcc_encoder import MFCCEncoder
+from audiocaps_tf.layers.semantic_encoder import SemanticEncoder
+from audiocaps_tf.layers.sequence_encoder import BiLSTMEncoder
+from audiocaps_tf.layers.top_down_encoder import TopDownEncoder
 
-__all__ = ["LogMelFrontend", "MFCCFrontend", "VGGish", "load_vggish_weights"]
+__all__ = [
+    "LayerNormLSTM",
+    "LayerNormLSTMCell",
+    "LuongDecoder",
+    "LogMelFrontend",
+    "MFCCFrontend",
+    "VGGish",
+    "load_vggish_weights",
+    "AttentionFlow",
+    "BiLSTMEncoder",
+    "MFCCEncoder",
+    "SemanticEncoder",
+    "TopDownEncoder",
+]

@@ -1,0 +1,812 @@
+"""Decode every clip once and write sharded TFRecords (the schema of `audiocaps_tf.data.records`).
+
+    OUT/manifest.json                           options, per-split counts, shards, skipped clips, feature shapes
+    OUT/tokenizer/                              caption vocabulary, built from the train captions only
+    OUT/keywords.txt                            keyword vocabulary (attribute words), train captions only
+    OUT/{split}-{index:05d}-of-{count:05d}.tfrecord
+
+Shard i of a split holds the clips i*S .. (i+1)*S-1 of the split CSV (S = --shard-size), minus the clips
+whose audio is missing or does not decode: those are skipped with a warning and listed in the manifest.
+Audio is decoded by --workers processes; features are computed in this process, a batch at a time.
+
+Resumable: a shard is written under a temporary name and renamed once complete, and the manifest is updated
+after every shard. Running the same command again skips complete shards (decoding nothing for them) and
+writes the rest; running it with other options into the same OUT is an error naming the options that differ.
+Other --splits may be added to an OUT later: splits are independent, the options are not.
+
+Exits non-zero when a split ends up with no clip at all.
+"""
+
+import collections
+import concurrent.futures
+import contextlib
+import hashlib
+import json
+import logging
+import math
+import multiprocessing
+import os
+import pathlib
+import re
+import shutil
+import sys
+
+import numpy as np
+import tqdm
+
+import audiocaps_tf
+from audiocaps_tf import params
+from audiocaps_tf.audio.loading import AudioError, load_audio
+from audiocaps_tf.data import attributes
+from audiocaps_tf.data.layout import AUDIO_DIR, AUDIO_EXTENSIONS, SPLITS, AudioIndex, DataError, read_split, split_path
+from audiocaps_tf.data.vocabulary import TOKENIZERS, build_vocabulary, load_vocabulary
+
+__all__ = [
+    "MANIFEST_FILE",
+    "TOKENIZER_DIR",
+    "KEYWORDS_FILE",
+    "FEATURES",
+    "DEFAULT_FEATURES",
+    "DEFAULT_SHARD_SIZE",
+    "DEFAULT_BATCH_SIZE",
+    "OptionsMismatchError",
+    "EmptySplitError",
+    "prepare_dataset",
+    "read_manifest",
+    "shard_files",
+    "shard_name",
+    "feature_shapes",
+]
+
+HELP = "decode the audio once and write sharded TFRecords with captions, token ids, attributes and features"
+
+MANIFEST_FILE = "manifest.json"
+TOKENIZER_DIR = "tokenizer"
+KEYWORDS_FILE = "keywords.txt"
+LOCK_FILE = ".prepare.lock"
+PARTIAL_SUFFIX = ".partial"  # a file (or directory) still being written; renamed to its final name when complete
+MANIFEST_FORMAT = "audiocaps_tf.prepare/1"
+
+FEATURES = ("waveform", "vggish", "mfcc")  # the `--features` names, in the order fields are listed
+DEFAULT_FEATURES = ("waveform", "mfcc")  # neither needs a download
+DEFAULT_SHARD_SIZE = 256  # ~96 MB per shard with waveforms (320 kB int16 each), ~14 MB without
+DEFAULT_BATCH_SIZE = 16  # clips per batch through the TF feature extractors
+
+_SHARD_PATTERN = re.compile(r"^(?P<split>\w+)-\d{5}-of-\d{5}\.tfrecord(\.partial)?$")
+
+logger = logging.getLogger(__name__)
+
+
+class OptionsMismatchError(DataError):
+    """OUT holds data prepared with other options; the message names each option that differs."""
+
+
+class EmptySplitError(DataError):
+    """A split ended up with no clip (every clip skipped, or none in its CSV). `manifest` is the final manifest."""
+
+    def __init__(self, message, manifest):
+        super().__init__(message)
+        self.manifest = manifest
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Names and shapes
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def shard_name(split, index, count):
+    """File name of shard `index` (0-based) of the `count` shards of `split`."""
+    return f"{split}-{index:05d}-of-{count:05d}.tfrecord"
+
+
+def clip_samples(sample_rate=params.SAMPLE_RATE, duration=params.CLIP_SECONDS):
+    """Samples per clip: every waveform is padded or cut to this length by `load_audio`."""
+    return round(duration * sample_rate)
+
+
+def feature_shapes(features, num_samples=None):
+    """{record field: shape} of every field the `features` write, for clips of `num_samples` samples."""
+    from audiocaps_tf.layers.log_mel_frontend import num_log_mel_examples
+    from audiocaps_tf.layers.vggish import FEATURES as VGGISH_CHANNELS
+
+    num_samples = clip_samples() if num_samples is None else num_samples
+    shapes = {}
+    for feature in _canonical_features(features):
+        if feature == "waveform":
+            shapes["waveform"] = [num_samples]
+        elif feature == "mfcc":
+            frames = 1 + (max(num_samples, params.MFCC_FFT_LENGTH) - params.MFCC_FFT_LENGTH) // params.MFCC_HOP_SAMPLES
+            shapes["mfcc"] = [frames, params.MFCC_NUM_COEFFICIENTS]
+        elif feature == "vggish":
+            steps = num_log_mel_examples(num_samples)
+            for name in ("fc2", "conv4", "conv3"):
+                shapes[f"vggish_{name}"] = [steps, VGGISH_CHANNELS[name]]
+    return shapes
+
+
+def _canonical_features(features):
+    """The `--features` names, validated, deduplicated and in `FEATURES` order (so the order given never matters)."""
+    if isinstance(features, str):
+        features = [f for f in features.split(",") if f.strip()]
+    names = [f.strip() for f in features]
+    unknown = sorted(set(names) - set(FEATURES))
+    if unknown:
+        raise ValueError(f"unknown feature(s) {', '.join(unknown)}; choose among {', '.join(FEATURES)}")
+    if not names:
+        raise ValueError(f"no features requested; choose among {', '.join(FEATURES)}")
+    return [f for f in FEATURES if f in names]
+
+
+def _record_fields(features):
+    from audiocaps_tf.data.records import FEATURE_FIELDS
+
+    return [field for feature in _canonical_features(features) for field in FEATURE_FIELDS[feature]]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The manifest
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def read_manifest(out_dir):
+    """The manifest `prepare_dataset` wrote into `out_dir` (a dict); DataError when there is none."""
+    path = pathlib.Path(out_dir) / MANIFEST_FILE
+    if not path.is_file():
+        raise DataError(f"{path}: no such file; {out_dir} was not written by `prepare`")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise DataError(f"{path}: not a readable manifest ({err})") from err
+    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
+        raise DataError(f"{path}: not a manifest of `prepare` (format {MANIFEST_FORMAT!r} expected)")
+    return manifest
+
+
+def shard_files(out_dir, split):
+    """Paths of the shards of `split`, in order; DataError unless the split was prepared completely."""
+    manifest = read_manifest(out_dir)
+    entry = manifest["splits"].get(split)
+    if entry is None:
+        raise DataError(f"{out_dir}: split {split!r} was not prepared (prepared: {', '.join(manifest['splits'])})")
+    if not entry["complete"]:
+        raise DataError(f"{out_dir}: split {split!r} is incomplete; run `prepare` again to finish it")
+    return [pathlib.Path(out_dir) / shard["file"] for shard in entry["shards"]]
+
+
+def _write_atomically(path, text):
+    """Writes `text` to `path` through a temporary file and a rename: readers see the old or the new file."""
+    temporary = path.with_name(path.name + PARTIAL_SUFFIX)
+    with open(temporary, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(temporary, path)
+
+
+def _save_manifest(out_dir, manifest):
+    _write_atomically(out_dir / MANIFEST_FILE, json.dumps(manifest, indent=1) + "\n")
+
+
+def _file_sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _differences(previous, current):
+    """Human-readable lines for each option whose value differs."""
+    lines = []
+    for name in sorted(set(previous) | set(current)):
+        before, now = previous.get(name, "<unset>"), current.get(name, "<unset>")
+        if before != now:
+            if name == "train_csv_sha256":
+                lines.append("train_csv_sha256: train.csv (the vocabulary's source) changed since OUT was written")
+            else:
+                lines.append(f"{name}: {json.dumps(before)} in OUT, {json.dumps(now)} now")
+    return lines
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The output directory
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _is_ours(name):
+    """Whether a name in OUT is one `prepare` writes (so an OUT without a manifest must not hold it)."""
+    base = name[: -len(PARTIAL_SUFFIX)] if name.endswith(PARTIAL_SUFFIX) else name
+    return base in (MANIFEST_FILE, TOKENIZER_DIR, KEYWORDS_FILE, LOCK_FILE) or bool(_SHARD_PATTERN.match(name))
+
+
+@contextlib.contextmanager
+def _locked(out_dir):
+    """Holds OUT/.prepare.lock (holding this process id) so two runs never write the same OUT at once."""
+    path = out_dir / LOCK_FILE
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                pid = int(path.read_text().strip() or 0)
+            except (OSError, ValueError):
+                pid = 0
+            if pid and pid != os.getpid() and _process_exists(pid):
+                raise DataError(f"{out_dir} is being written by another `prepare` (process {pid}); "
+                                f"if that is wrong, delete {path}") from None
+            path.unlink(missing_ok=True)  # left by a run that was killed
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(f"{os.getpid()}\n")
+        break
+    else:
+        raise DataError(f"cannot take the lock {path}")
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def _process_exists(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _check_foreign_files(out_dir):
+    """Without a manifest, OUT may hold the user's files but none of the names `prepare` writes."""
+    if not out_dir.exists():
+        return
+    if not out_dir.is_dir():
+        raise DataError(f"{out_dir} exists and is not a directory")
+    clashes = sorted(p.name for p in out_dir.iterdir() if _is_ours(p.name))
+    if clashes:
+        raise DataError(
+            f"{out_dir} has no {MANIFEST_FILE} but holds {', '.join(clashes[:5])}"
+            f"{' ...' if len(clashes) > 5 else ''}: not a directory `prepare` wrote; choose an empty or new --out"
+        )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Decoding (worker processes) and features (this process)
+# ---------------------------------------------------------------------------------------------------------------
+
+# Run first in each spawned decode worker (through the builtin `exec`, so nothing of the package is imported to
+# run it): registers `audiocaps_tf` and `audiocaps_tf.audio` as bare packages, so unpickling `load_audio` imports
+# only audio/loading.py and params.py, not the package __init__ files that import Keras and TensorFlow
+# (~7 s and ~400 MB per worker). The workers only decode audio with NumPy, soundfile and soxr.
+#
+# It also starts a watchdog thread: a worker whose parent is killed (SIGKILL, OOM) would otherwise wait forever
+# on the task queue, whose write end it holds itself; the watchdog ends it once it has been orphaned.
+_WORKER_SETUP = """
+import os, sys, threading, time, types
+for _name, _path in {packages!r}:
+    if _name not in sys.modules:
+        _module = types.ModuleType(_name)
+        _module.__path__ = [_path]
+        sys.modules[_name] = _module
+
+def _exit_when_orphaned(parent=os.getppid()):
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(1)
+
+threading.Thread(target=_exit_when_orphaned, name="exit-when-orphaned", daemon=True).start()
+"""
+
+
+def _worker_setup_code():
+    import audiocaps_tf.audio
+
+    packages = [(m.__name__, os.path.dirname(m.__file__)) for m in (audiocaps_tf, audiocaps_tf.audio)]
+    return _WORKER_SETUP.format(packages=packages)
+
+
+def _default_workers():
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _decoded(items, pool, window, sample_rate, duration):
+    """Yields (item, waveform or None, reason) for each `item` = (shard, clip, path), in order.
+
+    With a pool (a ProcessPoolExecutor: a worker that dies raises BrokenProcessPool rather than hanging the
+    run), up to `window` clips are decoding ahead of the consumer (ordered, bounded: memory stays at
+    `window` waveforms however slow the feature extraction is). A path of None (no audio file) decodes nothing.
+    """
+    options = {"sample_rate": sample_rate, "duration": duration}
+
+    def outcome(get):
+        try:
+            return get(), None
+        except AudioError as err:
+            return None, str(err)
+
+    if pool is None:
+        for item in items:
+            path = item[2]
+            if path is None:
+                yield item, None, None
+            else:
+                yield (item, *outcome(lambda: load_audio(path, **options)))
+        return
+    pending = collections.deque()
+    for item in items:
+        task = None if item[2] is None else pool.submit(load_audio, str(item[2]), **options)
+        pending.append((item, task))
+        if len(pending) >= window:
+            head, task = pending.popleft()
+            yield (head, None, None) if task is None else (head, *outcome(task.result))
+    while pending:
+        head, task = pending.popleft()
+        yield (head, None, None) if task is None else (head, *outcome(task.result))
+
+
+class _FeatureExtractor:
+    """Batched TF features of int16-quantised waveforms: {record field: float32 [B, ...]}."""
+
+    def __init__(self, features, vggish_weights):
+        import tensorflow as tf
+
+        from audiocaps_tf.layers import LogMelFrontend, MFCCFrontend, VGGish, load_vggish_weights
+
+        self.features = features
+        self.shapes = {name: tuple(shape) for name, shape in feature_shapes(features).items()}
+        self.log_mel = self.vggish = self.mfcc = None
+        if "vggish" in features:
+            self.log_mel = LogMelFrontend()
+            self.vggish = VGGish(outputs=("fc2", "conv4", "conv3"))
+            load_vggish_weights(self.vggish, vggish_weights)
+        if "mfcc" in features:
+            self.mfcc = MFCCFrontend()
+        self._compute = tf.function(self._graph, input_signature=[tf.TensorSpec([None, None], tf.float32)])
+
+    def _graph(self, waveforms):
+        outputs = {}
+        if self.vggish is not None:
+            for name, value in self.vggish(self.log_mel(waveforms)).items():
+                outputs[f"vggish_{name}"] = value
+        if self.mfcc is not None:
+            outputs["mfcc"] = self.mfcc(waveforms)
+        return outputs
+
+    def __call__(self, waveforms):
+        if self.vggish is None and self.mfcc is None:
+            return {}
+        outputs = {name: np.asarray(value, np.float32) for name, value in self._compute(waveforms).items()}
+        for name, value in outputs.items():
+            if value.shape[1:] != self.shapes[name]:  # the manifest promises these shapes
+                raise RuntimeError(f"{name} came out {value.shape[1:]} per clip, not {self.shapes[name]}")
+        return outputs
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Preparing
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def prepare_dataset(
+    data_dir,
+    out_dir,
+    features=DEFAULT_FEATURES,
+    splits=SPLITS,
+    workers=None,
+    vggish_weights=None,
+    tokenizer="word",
+    vocab_size=None,
+    min_count=1,
+    keywords=None,
+    shard_size=DEFAULT_SHARD_SIZE,
+    batch_size=DEFAULT_BATCH_SIZE,
+    progress=True,
+    on_shard_complete=None,
+):
+    """Writes the TFRecord shards, vocabularies and manifest of `splits` into `out_dir`; returns the manifest.
+
+    Args:
+        data_dir: a directory in the AudioCaps layout (`layout.py`); train.csv is always read (vocabularies).
+        out_dir: where everything is written: a new or empty directory, or one an earlier call wrote with
+            the same options (then complete shards are kept and the rest is written).
+        features: names among "waveform" (int16 PCM), "vggish" (fc2, conv4, conv3) and "mfcc" (a list or a
+            comma-separated string).
+        splits: the splits to write.
+        workers: audio-decoding processes ("spawn"); None: one per CPU; 0: decode in this process.
+            The records do not depend on it.
+        vggish_weights: `load_vggish_weights` source for "vggish" (default: the TF Hub handle).
+        tokenizer, vocab_size, min_count: the caption vocabulary (`vocabulary.build_vocabulary`).
+        keywords: size of the keyword vocabulary (`attributes.build_keyword_vocabulary`; default
+            `attributes.DEFAULT_KEYWORDS`).
+        shard_size: CSV clips per shard (fewer records when clips are skipped).
+        batch_size: clips per batch through the feature extractors.
+        progress: show a tqdm bar per split.
+        on_shard_complete: called as f(split, shard_entry) after each shard is renamed and recorded (tests
+            use it to stop a run).
+
+    Raises:
+        DataError: a malformed CSV, an OUT that is not ours or is being written by another run.
+        OptionsMismatchError: OUT was prepared with other options.
+        EmptySplitError: some split ended up empty (raised once every split is written; carries the manifest).
+        VGGishWeightsUnavailableError: "vggish" features without reachable weights.
+    """
+    data_dir, out_dir = pathlib.Path(data_dir), pathlib.Path(out_dir)
+    features = _canonical_features(features)
+    splits = list(dict.fromkeys([splits] if isinstance(splits, str) else splits))
+    unknown = [s for s in splits if s not in SPLITS]
+    if unknown or not splits:
+        raise ValueError(f"splits must be among {', '.join(SPLITS)}; got {splits}")
+    if tokenizer not in TOKENIZERS:
+        raise ValueError(f"unknown tokenizer {tokenizer!r}; expected one of {sorted(TOKENIZERS)}")
+    if shard_size < 1 or batch_size < 1:
+        raise ValueError("shard_size and batch_size must be >= 1")
+    keywords = attributes.DEFAULT_KEYWORDS if keywords is None else int(keywords)
+    if "vggish" in features:
+        if vggish_weights is None:
+            vggish_weights = params.VGGISH_HUB_HANDLE
+        vggish_weights = os.fspath(vggish_weights)
+        if not vggish_weights.startswith(("http://", "https://", "gs://")):
+            vggish_weights = os.path.abspath(vggish_weights)
+    elif vggish_weights is not None:
+        raise ValueError("vggish_weights is only used with the 'vggish' feature")
+    workers = _default_workers() if workers is None else max(0, int(workers))
+    sample_rate, duration = params.SAMPLE_RATE, params.CLIP_SECONDS
+
+    # Everything that can fail on the inputs fails here, before OUT is touched.
+    train_csv = split_path(data_dir, "train")
+    train_clips = read_split(train_csv)
+    clips = {split: train_clips if split == "train" else read_split(split_path(data_dir, split)) for split in splits}
+    train_captions = [caption for clip in train_clips for caption in clip.captions]
+    if not train_captions:
+        raise DataError(f"{train_csv}: no captions to build the vocabulary from")
+    options = {
+        "features": features,
+        "sample_rate": sample_rate,
+        "clip_seconds": duration,
+        "tokenizer": tokenizer,
+        "vocab_size": vocab_size,
+        "min_count": min_count,
+        "keywords": keywords,
+        "shard_size": shard_size,
+        "vggish_weights": vggish_weights,
+        "train_csv_sha256": _file_sha256(train_csv),
+        "version": audiocaps_tf.__version__,
+    }
+    csv_hashes = {split: _file_sha256(split_path(data_dir, split)) for split in splits}
+
+    created = not out_dir.exists()
+    previous = None
+    if (out_dir / MANIFEST_FILE).exists():
+        previous = read_manifest(out_dir)
+        _check_previous(previous, options, csv_hashes, out_dir)
+    else:
+        _check_foreign_files(out_dir)
+    extractor = None
+    if previous is None or not all(_split_is_done(previous, split, out_dir) for split in splits):
+        # Builds the frontends and loads the VGGish weights: a source that fails leaves OUT untouched.
+        extractor = _FeatureExtractor(features, vggish_weights)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        with _locked(out_dir):
+            return _prepare_locked(
+                data_dir, out_dir, options, clips, csv_hashes, train_captions, workers, batch_size, progress,
+                on_shard_complete, extractor,
+            )
+    finally:
+        if created and out_dir.is_dir() and not any(out_dir.iterdir()):
+            out_dir.rmdir()  # failed before writing anything: leave no trace
+
+
+def _shard_is_done(shard, out_dir):
+    path = out_dir / shard["file"]
+    return path.is_file() and path.stat().st_size == shard["bytes"]
+
+
+def _split_is_done(manifest, split, out_dir):
+    entry = manifest["splits"].get(split)
+    return bool(entry and entry["complete"] and all(_shard_is_done(shard, out_dir) for shard in entry["shards"]))
+
+
+def _check_previous(manifest, options, csv_hashes, out_dir):
+    differences = _differences(manifest["options"], options)
+    for split, digest in csv_hashes.items():
+        previous = manifest["splits"].get(split)
+        if previous is not None and previous["csv_sha256"] != digest:
+            differences.append(f"{split}.csv changed since its shards were written")
+    if differences:
+        raise OptionsMismatchError(
+            f"{out_dir} was prepared with other options; use a new --out, or the same options:\n  "
+            + "\n  ".join(differences)
+        )
+
+
+def _prepare_locked(data_dir, out_dir, options, clips, csv_hashes, train_captions, workers, batch_size, progress,
+                    on_shard_complete, extractor):
+    manifest_path = out_dir / MANIFEST_FILE
+    if manifest_path.exists():
+        manifest = read_manifest(out_dir)
+        _check_previous(manifest, options, csv_hashes, out_dir)  # again, now that OUT is locked
+    else:
+        manifest = {
+            "format": MANIFEST_FORMAT,
+            "version": audiocaps_tf.__version__,
+            "options": options,
+            "data_dir": str(data_dir.resolve()),
+            "record_fields": _record_fields(options["features"]),
+            "feature_shapes": feature_shapes(options["features"], clip_samples(options["sample_rate"],
+                                                                                options["clip_seconds"])),
+            "waveform_dtype": "int16" if "waveform" in options["features"] else None,
+            "vocabulary": None,
+            "keywords": None,
+            "splits": {},
+            "complete": False,
+        }
+        _save_manifest(out_dir, manifest)  # first: from now on, every file in OUT is known to be ours
+
+    # Leftovers of a killed run (ours: OUT has our manifest).
+    for path in out_dir.iterdir():
+        if path.name.endswith(PARTIAL_SUFFIX) and _is_ours(path.name):
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+    vocabulary = _vocabulary(out_dir, options, train_captions)
+    keyword_vocabulary = _keywords(out_dir, options, train_captions)
+    manifest["vocabulary"] = {"path": TOKENIZER_DIR, "kind": vocabulary.kind, "size": vocabulary.size}
+    manifest["keywords"] = {"path": KEYWORDS_FILE, "size": len(keyword_vocabulary)}
+    _save_manifest(out_dir, manifest)
+
+    index = AudioIndex(data_dir)
+    plans = {split: _plan(split, clips[split], manifest, out_dir, options["shard_size"], csv_hashes[split])
+             for split in clips}
+    pending_clips = sum(len(shard["clips"]) for plan in plans.values() for shard in plan)
+
+    if pending_clips and extractor is None:  # a shard went missing since the check before the lock
+        extractor = _FeatureExtractor(options["features"], options["vggish_weights"])
+    with contextlib.ExitStack() as stack:
+        pool = None
+        if pending_clips and workers > 0:
+            pool = concurrent.futures.ProcessPoolExecutor(
+                min(workers, pending_clips), mp_context=multiprocessing.get_context("spawn"), initializer=exec,
+                initargs=(_worker_setup_code(), {}),  # run in a namespace of its own
+            )
+            stack.callback(pool.shutdown, wait=True, cancel_futures=True)
+        for split, plan in plans.items():
+            _write_split(split, plan, manifest, out_dir, index, vocabulary, keyword_vocabulary, extractor, pool,
+                         batch_size + 2 * workers, batch_size, progress, on_shard_complete)
+
+    manifest["complete"] = all(entry["complete"] for entry in manifest["splits"].values())
+    _save_manifest(out_dir, manifest)
+    empty = [split for split in clips if manifest["splits"][split]["clips"] == 0]
+    if empty:
+        details = ", ".join(
+            f"{split} ({len(manifest['splits'][split]['skipped'])} of {manifest['splits'][split]['clips_in_csv']} "
+            "clips skipped)" for split in empty
+        )
+        raise EmptySplitError(f"no clip was written for split(s) {details}; see {manifest_path}", manifest)
+    return manifest
+
+
+def _vocabulary(out_dir, options, train_captions):
+    """Loads OUT/tokenizer/, or builds it from the train captions and saves it (through a temporary directory)."""
+    directory = out_dir / TOKENIZER_DIR
+    if directory.exists():
+        return load_vocabulary(directory)
+    vocabulary = build_vocabulary(train_captions, tokenizer=options["tokenizer"], min_count=options["min_count"],
+                                  vocab_size=options["vocab_size"])
+    temporary = out_dir / (TOKENIZER_DIR + PARTIAL_SUFFIX)
+    vocabulary.save(temporary)
+    os.replace(temporary, directory)
+    return vocabulary
+
+
+def _keywords(out_dir, options, train_captions):
+    """The keyword vocabulary: rebuilt (it is cheap) and checked against OUT/keywords.txt, or saved there."""
+    words = attributes.build_keyword_vocabulary(train_captions, size=options["keywords"])
+    path = out_dir / KEYWORDS_FILE
+    if path.exists():
+        saved = path.read_text(encoding="utf-8").split("\n")[:-1]
+        if saved != words:
+            raise OptionsMismatchError(f"{path} differs from the keywords built now from the same train captions "
+                                       "(the attributes code changed?); use a new --out")
+        return saved
+    _write_atomically(path, "".join(word + "\n" for word in words))
+    return words
+
+
+def _plan(split, split_clips, manifest, out_dir, shard_size, csv_sha256):
+    """The shards of `split` still to write: [{index, name, start, stop, clips}], complete shards left out."""
+    count = math.ceil(len(split_clips) / shard_size)
+    entry = manifest["splits"].setdefault(split, {
+        "csv": f"{split}.csv",
+        "csv_sha256": csv_sha256,
+        "clips_in_csv": len(split_clips),
+        "clips": 0,
+        "captions": 0,
+        "shard_count": count,
+        "shards": [],
+        "skipped": [],
+        "complete": False,
+    })
+    done = set()
+    for shard in entry["shards"]:
+        path = out_dir / shard["file"]
+        if _shard_is_done(shard, out_dir):
+            done.add(shard["index"])
+        elif path.exists() or path.is_symlink():
+            logger.warning("%s: size differs from the manifest's %d bytes; writing it again", path, shard["bytes"])
+        else:
+            logger.warning("%s is missing; writing it again", path)
+    _record_shards(entry, {s["index"]: s for s in entry["shards"] if s["index"] in done},
+                   [s for s in entry["skipped"] if s["shard"] in done])
+    plan = []
+    for i in range(count):
+        if i not in done:
+            start, stop = i * shard_size, min((i + 1) * shard_size, len(split_clips))
+            plan.append({"index": i, "name": shard_name(split, i, count), "start": start, "stop": stop,
+                         "clips": split_clips[start:stop]})
+    return plan
+
+
+def _record_shards(entry, shards, skipped):
+    """Sets the split entry's shards, skipped clips and totals from {index: shard entry} and skipped entries."""
+    entry["shards"] = [shards[i] for i in sorted(shards)]
+    entry["skipped"] = sorted(skipped, key=lambda s: (s["shard"], s["position"]))
+    entry["clips"] = sum(s["clips"] for s in entry["shards"])
+    entry["captions"] = sum(s["captions"] for s in entry["shards"])
+    entry["complete"] = len(entry["shards"]) == entry["shard_count"]
+
+
+def _write_split(split, plan, manifest, out_dir, index, vocabulary, keyword_vocabulary, extractor, pool, window,
+                 batch_size, progress, on_shard_complete):
+    entry = manifest["splits"][split]
+    _save_manifest(out_dir, manifest)
+    if not plan:
+        return
+    items = [(shard["index"], clip, index.find(clip)) for shard in plan for clip in shard["clips"]]
+    stream = _decoded(items, pool, window, manifest["options"]["sample_rate"], manifest["options"]["clip_seconds"])
+    total = entry["clips_in_csv"]
+    bar = tqdm.tqdm(total=total, initial=total - len(items), unit="clip", desc=f"prepare {split}",
+                    disable=not progress, dynamic_ncols=True)
+    with bar:
+        for shard in plan:
+            shard_entry, skipped = _write_shard(
+                split, shard, stream, out_dir, index, vocabulary, keyword_vocabulary, extractor, batch_size, bar
+            )
+            shards = {s["index"]: s for s in entry["shards"]}
+            shards[shard["index"]] = shard_entry
+            _record_shards(entry, shards, entry["skipped"] + skipped)
+            _save_manifest(out_dir, manifest)
+            if on_shard_complete is not None:
+                on_shard_complete(split, shard_entry)
+
+
+def _write_shard(split, shard, stream, out_dir, index, vocabulary, keyword_vocabulary, extractor, batch_size, bar):
+    """Consumes the shard's clips from `stream`, writes `name.partial`, renames it; returns (entry, skipped)."""
+    import tensorflow as tf
+
+    from audiocaps_tf.data.records import WAVEFORM_SCALE, clip_example, encode_waveform
+
+    final = out_dir / shard["name"]
+    temporary = final.with_name(final.name + PARTIAL_SUFFIX)
+    skipped, written, captions = [], 0, 0
+    batch = []
+
+    def flush(writer):
+        nonlocal written, captions
+        if not batch:
+            return
+        # The records store int16 PCM; features are computed from exactly what a reader decodes from them.
+        pcm = np.stack([np.frombuffer(encode_waveform(waveform), "<i2") for _, waveform in batch])
+        waveforms = pcm.astype(np.float32) / np.float32(WAVEFORM_SCALE)
+        computed = extractor(waveforms)
+        for row, (clip, _) in enumerate(batch):
+            values = {name: value[row] for name, value in computed.items()}
+            if "waveform" in extractor.features:
+                values = {"waveform": waveforms[row], **values}
+            caption_ids = [vocabulary.encode(caption) for caption in clip.captions]
+            example = clip_example(clip, caption_ids, attributes.clip_attributes(clip, keyword_vocabulary), values)
+            writer.write(example)
+            written += 1
+            captions += len(clip.captions)
+        batch.clear()
+
+    with tf.io.TFRecordWriter(str(temporary)) as writer:
+        for position in range(shard["start"], shard["stop"]):
+            (_, clip, path), waveform, reason = next(stream)
+            if waveform is None:
+                if path is None:
+                    reason = (f"no audio file under {index.root} named {clip.key}, Y{clip.youtube_id}, "
+                              f"{clip.youtube_id} or an audiocap_id, with extension {', '.join(AUDIO_EXTENSIONS)}")
+                elif reason.startswith(f"{path}: "):
+                    reason = reason[len(f"{path}: "):]
+                logger.warning("%s: skipping clip %s (%s): %s", split, clip.key, path or "no audio file", reason)
+                skipped.append({"key": clip.key, "path": None if path is None else str(path), "reason": reason,
+                                "shard": shard["index"], "position": position})
+            else:
+                batch.append((clip, waveform))
+                if len(batch) == batch_size:
+                    flush(writer)
+            bar.update()
+        flush(writer)
+    os.replace(temporary, final)
+    entry = {"file": final.name, "index": shard["index"], "csv_clips": [shard["start"], shard["stop"]],
+             "clips": written, "captions": captions, "bytes": final.stat().st_size}
+    return entry, skipped
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Command line
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _comma_list(text):
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def add_arguments(parser):
+    parser.add_argument("--data-dir", required=True, type=pathlib.Path, metavar="DIR",
+                        help=f"a directory in the AudioCaps layout (split CSVs, {AUDIO_DIR}/)")
+    parser.add_argument("--out", required=True, type=pathlib.Path, metavar="OUT",
+                        help="directory to write: new, empty, or an earlier `prepare` output to resume")
+    parser.add_argument("--features", type=_comma_list, default=list(DEFAULT_FEATURES), metavar="LIST",
+                        help=f"comma-separated among {', '.join(FEATURES)} (default: {','.join(DEFAULT_FEATURES)})")
+    parser.add_argument("--splits", type=_comma_list, default=list(SPLITS), metavar="LIST",
+                        help=f"comma-separated splits to write (default: {','.join(SPLITS)})")
+    parser.add_argument("--workers", type=int, default=None, metavar="N",
+                        help="audio-decoding processes (default: one per CPU; 0 decodes in the main process)")
+    parser.add_argument("--vggish-weights", default=None, metavar="SOURCE",
+                        help="VGGish weights for --features vggish: a TF Hub handle, an extracted hub module "
+                             f"directory or a TF1 checkpoint (default: {params.VGGISH_HUB_HANDLE})")
+    parser.add_argument("--tokenizer", choices=sorted(TOKENIZERS), default="word",
+                        help="caption tokenizer (default: word)")
+    parser.add_argument("--vocab-size", type=int, default=None, metavar="N",
+                        help="word: cap on the vocabulary size (default: every word); sentencepiece: its size "
+                             "(default: 1000). Reserved tokens included")
+    parser.add_argument("--min-count", type=int, default=1, metavar="N",
+                        help="word tokenizer: keep words seen at least N times in train (default: 1)")
+    parser.add_argument("--keywords", type=int, default=None, metavar="K",
+                        help=f"keyword vocabulary size for attribute words (default: {attributes.DEFAULT_KEYWORDS})")
+    parser.add_argument("--shard-size", type=int, default=DEFAULT_SHARD_SIZE, metavar="N",
+                        help=f"CSV clips per shard (default: {DEFAULT_SHARD_SIZE})")
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, metavar="N",
+                        help=f"clips per batch through the feature extractors (default: {DEFAULT_BATCH_SIZE})")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args):
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    from audiocaps_tf.layers.vggish_weights import VGGishWeightsUnavailableError
+
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
+    try:
+        with logging_redirect_tqdm():
+            manifest = prepare_dataset(
+                args.data_dir, args.out, features=args.features, splits=args.splits, workers=args.workers,
+                vggish_weights=args.vggish_weights, tokenizer=args.tokenizer, vocab_size=args.vocab_size,
+                min_count=args.min_count, keywords=args.keywords, shard_size=args.shard_size,
+                batch_size=args.batch_size, progress=not args.no_progress,
+            )
+    except EmptySplitError as err:
+        _print_summary(err.manifest, args.out)
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except (DataError, ValueError, VGGishWeightsUnavailableError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    _print_summary(manifest, args.out)
+    return 0
+
+
+def _print_summary(manifest, out_dir):
+    for split, entry in manifest["splits"].items():
+        print(f"{split}: {entry['clips']} clips, {entry['captions']} captions in {len(entry['shards'])} shard(s); "
+              f"{len(entry['skipped'])} skipped")
+    vocabulary = manifest["vocabulary"]
+    directory = pathlib.Path(out_dir) / vocabulary["path"]
+    print(f"vocabulary: {vocabulary['size']} {vocabulary['kind']} tokens in {directory}")
+    print(f"manifest: {pathlib.Path(out_dir) / MANIFEST_FILE}")
