@@ -13,6 +13,20 @@ def _numpy(outputs):
     return tree.map_structure(lambda x: keras.ops.convert_to_numpy(x), outputs)
 
 
+def _symbolic_inputs(input_data):
+    """keras.Input(s) shaped like `input_data`; the entries of a dict are named after their keys."""
+
+    def symbolic(x, name=None):
+        return keras.Input(shape=x.shape[1:], dtype=x.dtype, batch_size=x.shape[0], name=name)
+
+    if isinstance(input_data, dict):
+        return {
+            key: symbolic(value, key) if hasattr(value, "shape") else tree.map_structure(symbolic, value)
+            for key, value in input_data.items()
+        }
+    return tree.map_structure(symbolic, input_data)
+
+
 def run_layer_test(
     cls,
     init_kwargs,
@@ -42,7 +56,7 @@ def run_layer_test(
     assert revived.get_config() == config, f"{cls.__name__} config does not round-trip"
 
     # Symbolic build agrees with eager.
-    spec = tree.map_structure(lambda x: keras.Input(shape=x.shape[1:], dtype=x.dtype, batch_size=x.shape[0]), input_data)
+    spec = _symbolic_inputs(input_data)
     symbolic = layer.compute_output_spec(spec)
     for got, want in zip(tree.flatten(symbolic), tree.flatten(outputs)):
         assert all(a is None or a == b for a, b in zip(got.shape, want.shape)), f"{cls.__name__} symbolic shape"
