@@ -17,12 +17,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m audiocaps_tf.data", description=__doc__)
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, module_name in COMMANDS.items():
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as err:
-            if err.name != module_name:
-                raise
-            continue  # a command not built yet
+        module = importlib.import_module(module_name)
         command = subparsers.add_parser(name, help=module.HELP, description=module.__doc__,
                                         formatter_class=argparse.RawDescriptionHelpFormatter)
         module.add_arguments(command)
