@@ -19,7 +19,7 @@ import sys
 import warnings
 
 from audiocaps_tf import metrics
-from audiocaps_tf.data.layout import DataError, read_split
+from audiocaps_tf.data.layout import DataError, parse_start_time, read_split
 
 PREDICTION_COLUMNS = ("youtube_id", "start_time", "caption")
 JSON_KEYS = metrics.METRICS + ("num_clips",)
@@ -32,16 +32,6 @@ JSON_KEYS = metrics.METRICS + ("num_clips",)
 def clip_key(youtube_id, start_time):
     """The `{youtube_id}_{start_time}` name of a clip (Clip.key)."""
     return f"{youtube_id}_{start_time}"
-
-
-def _parse_start_time(value, where):
-    try:
-        number = float(value)
-    except ValueError:
-        raise DataError(f"{where}: start_time {value!r} is not a number of seconds") from None
-    if number < 0 or number != int(number):
-        raise DataError(f"{where}: start_time {value!r} must be a whole number of seconds >= 0")
-    return int(number)
 
 
 def read_predictions(csv_path):
@@ -66,7 +56,7 @@ def read_predictions(csv_path):
             for column in ("youtube_id", "start_time"):
                 if not row[column].strip():
                     raise DataError(f"{where}: empty {column}")
-            key = clip_key(row["youtube_id"].strip(), _parse_start_time(row["start_time"].strip(), where))
+            key = clip_key(row["youtube_id"].strip(), parse_start_time(row["start_time"].strip(), where))
             if key in predictions:
                 raise DataError(f"{where}: a second prediction for clip {key} (the first is on line "
                                 f"{predictions[key][1]})")

@@ -44,7 +44,8 @@ def split_path(data_dir, split):
     return pathlib.Path(data_dir) / f"{split}.csv"
 
 
-def _parse_start_time(value, where):
+def parse_start_time(value, where):
+    """Whole seconds >= 0 from a CSV field; DataError naming `where` (file, line) otherwise."""
     try:
         number = float(value)
     except ValueError:
@@ -78,7 +79,7 @@ def read_split(csv_path):
                 if not row[column].strip():
                     raise DataError(f"{where}: empty {column}")
             youtube_id = row["youtube_id"].strip()
-            start_time = _parse_start_time(row["start_time"].strip(), where)
+            start_time = parse_start_time(row["start_time"].strip(), where)
             labels = ()
             if has_labels:
                 labels = tuple(label.strip() for label in row[LABELS_COLUMN].split(LABEL_SEPARATOR) if label.strip())
