@@ -8,6 +8,6 @@ if keras.backend.backend() != "tensorflow":
         f"KERAS_BACKEND is '{keras.backend.backend()}'. Unset it or set KERAS_BACKEND=tensorflow."
     )
 
-from audiocaps_tf import layers  # noqa: E402,F401  (registers the serializable layers)
+from audiocaps_tf import layers, models  # noqa: E402,F401  (registers the serializable layers and models)
 
 __version__ = "0.1.0.dev0"

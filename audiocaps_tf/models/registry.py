@@ -1,0 +1,247 @@
+"""The paper's models by name: one entry per row of Tables 2 and 3 that this package reproduces.
+
+    name                     paper row                        features                   encoder   memories
+    1nn-mfcc                 1NN-MFCC                         mfcc                       (1NN retrieval)
+    1nn-vggish               1NN-VGGish                       fc2                        (1NN retrieval)
+    mfcc-lstm                MFCC-LSTM                        mfcc                       mfcc      none
+    vggish-lstm              VGGish-LSTM                      fc2                        bilstm    none
+    tempatt-mfcc-lstm        TempAtt-MFCC-LSTM                mfcc                       mfcc      audio
+    tempatt-vggish-fc2-lstm  TempAtt-VGGish(FC2)-LSTM         fc2                        bilstm    audio
+    tempatt-vggish-c4-lstm   TempAtt-VGGish(C4)-LSTM          conv4                      bilstm    audio
+    tempatt-vggish-c3-lstm   TempAtt-VGGish(C3)-LSTM          conv3                      bilstm    audio
+    topdown-vggish-lstm      TopDown-VGGish(FC2,C4)-LSTM      fc2, conv4                 topdown   audio
+    topdown-vggish3-lstm     TopDown-VGGish(FC2,C4,C3)-LSTM   fc2, conv4, conv3          topdown   audio
+    topdown-semtempatt       TopDown-SemTempAtt(1NN|GT)       fc2, conv4 + attributes    topdown   words, audio
+    topdown-alignedatt       TopDown-AlignedAtt(1NN|GT)       fc2, conv4 + attributes    topdown   words, context
+
+(fc2, conv4, conv3: the record fields vggish_fc2, vggish_conv4, vggish_conv3.)
+
+Every generative model initialises its decoder with the encoded audio (section 5.2: "-LSTM ... the encoded audio
+feature is set as the initial state of the LSTM"); "-LSTM" baselines have no other path from the audio
+(`attention=False`), the others also attend over time ("TempAtt", Luong et al. 2015). Our choice, the paper does not
+say: the TopDown rows attend over the top-down encoder's outputs, because the paper compares them with the TempAtt
+rows ("they outperform their counterparts") and its Figure 4 applies temporal attention to the TopDown features.
+`build_captioner` (below) turns a name into a model; `captioner.AudioCaptioner` documents the wiring.
+"""
+
+import dataclasses
+
+from audiocaps_tf.decoding import MAX_CAPTION_LENGTH
+
+__all__ = [
+    "ModelSpec",
+    "MODELS",
+    "MODEL_NAMES",
+    "ATTRIBUTE_SOURCES",
+    "EXCLUDED_ROWS",
+    "DEFAULT_HYPER_PARAMETERS",
+    "resolve_hyper_parameters",
+    "get_spec",
+    "build_captioner",
+]
+
+# Where semantic models get their attribute words (section 4.2; Table 3): the nearest training clip's labels, or
+# the clip's own ground-truth labels (an upper bound).
+ATTRIBUTE_SOURCES = ("1nn", "gt")
+
+# Record field -> VGGish output name.
+VGGISH_OUTPUTS = {"vggish_fc2": "fc2", "vggish_conv4": "conv4", "vggish_conv3": "conv3"}
+FEATURE_SIZES = {"mfcc": 20, "vggish_fc2": 128, "vggish_conv4": 512, "vggish_conv3": 256}
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """What a model name means.
+
+    features: the cached record fields it consumes (it accepts "waveform" instead).
+    encoder: "retrieval" (1NN, no network), "mfcc" (`MFCCEncoder`), "bilstm" (`BiLSTMEncoder`) or "topdown"
+        (`TopDownEncoder` over the features in this order, top level first).
+    attention: whether the decoder attends over memories (False: the "-LSTM" baselines).
+    semantic: None, "semtempatt" (attribute words as a second memory, independent of the temporal attention) or
+        "alignedatt" (attention flow + context biLSTM: the paper's aligned semantic attention).
+    row: the paper's row label; "{attributes}" is filled with "1NN" or "GT" (`row_label`).
+    table: the paper's table holding the row.
+    """
+
+    name: str
+    row: str
+    features: tuple
+    encoder: str
+    attention: bool = True
+    semantic: str = None
+    table: int = 2
+
+    @property
+    def is_retrieval(self):
+        return self.encoder == "retrieval"
+
+    @property
+    def uses_attributes(self):
+        return self.semantic is not None
+
+    @property
+    def uses_vggish(self):
+        return any(field in VGGISH_OUTPUTS for field in self.features)
+
+    @property
+    def vggish_outputs(self):
+        """VGGish outputs the model needs, in the order of `features`."""
+        return tuple(VGGISH_OUTPUTS[field] for field in self.features if field in VGGISH_OUTPUTS)
+
+    def row_label(self, attributes=None):
+        """The row's label in the paper's tables, e.g. "TopDown-AlignedAtt(1NN)"."""
+        if "{attributes}" not in self.row:
+            return self.row
+        return self.row.format(attributes=(attributes or "1nn").upper())
+
+
+_SPECS = (
+    ModelSpec("1nn-mfcc", "1NN-MFCC", ("mfcc",), "retrieval", attention=False),
+    ModelSpec("1nn-vggish", "1NN-VGGish", ("vggish_fc2",), "retrieval", attention=False),
+    ModelSpec("mfcc-lstm", "MFCC-LSTM", ("mfcc",), "mfcc", attention=False),
+    ModelSpec("vggish-lstm", "VGGish-LSTM", ("vggish_fc2",), "bilstm", attention=False),
+    ModelSpec("tempatt-mfcc-lstm", "TempAtt-MFCC-LSTM", ("mfcc",), "mfcc"),
+    ModelSpec("tempatt-vggish-fc2-lstm", "TempAtt-VGGish(FC2)-LSTM", ("vggish_fc2",), "bilstm"),
+    ModelSpec("tempatt-vggish-c4-lstm", "TempAtt-VGGish(C4)-LSTM", ("vggish_conv4",), "bilstm"),
+    ModelSpec("tempatt-vggish-c3-lstm", "TempAtt-VGGish(C3)-LSTM", ("vggish_conv3",), "bilstm"),
+    ModelSpec("topdown-vggish-lstm", "TopDown-VGGish(FC2,C4)-LSTM", ("vggish_fc2", "vggish_conv4"), "topdown"),
+    ModelSpec(
+        "topdown-vggish3-lstm",
+        "TopDown-VGGish(FC2,C4,C3)-LSTM",
+        ("vggish_fc2", "vggish_conv4", "vggish_conv3"),
+        "topdown",
+    ),
+    ModelSpec(
+        "topdown-semtempatt",
+        "TopDown-SemTempAtt({attributes})",
+        ("vggish_fc2", "vggish_conv4"),
+        "topdown",
+        semantic="semtempatt",
+    ),
+    ModelSpec(
+        "topdown-alignedatt",
+        "TopDown-AlignedAtt({attributes})",
+        ("vggish_fc2", "vggish_conv4"),
+        "topdown",
+        semantic="alignedatt",
+    ),
+)
+
+MODELS = {spec.name: spec for spec in _SPECS}
+MODEL_NAMES = tuple(spec.name for spec in _SPECS)  # the order of the paper's Table 2
+
+# Paper rows not reproduced, and why (for the README and `--help`).
+EXCLUDED_ROWS = {
+    "WaveNet-LSTM": "needs the pretrained NSynth WaveNet autoencoder (Engel et al. 2017), whose weights exist only as "
+    "a TF1 Magenta checkpoint of its own graph code: not loadable into a Keras 3 model without re-implementing and "
+    "verifying that network.",
+    "TempAtt-WaveNet-LSTM": "same WaveNet encoder as WaveNet-LSTM.",
+    "1NN-SoundNet": "needs SoundNet's pretrained weights (Aytar et al. 2016), released for Torch7 (plus unofficial "
+    "ports), not in a form Keras 3 loads.",
+    "SoundNet-LSTM": "same SoundNet weights as 1NN-SoundNet.",
+    "TempAtt-SoundNet-LSTM": "same SoundNet weights as 1NN-SoundNet.",
+    "SemTempAtt/AlignedAtt(1NN|GT)-VGGish-LSTM (Table 3)": "ablations on fc2 alone; the package's semantic models "
+    "use the top-down encoder (the paper's best); `attributes='gt'` gives them the ground-truth upper bound of "
+    "Table 3.",
+    "Human": "not a model: `evaluate human` scores one reference against the other four.",
+}
+
+# The authors' hyper-parameters (shared/docs/original-code.md) and our architecture defaults.
+DEFAULT_HYPER_PARAMETERS = {
+    "units": 128,  # LSTM units of every encoder, the word encoder, the context encoder and the decoder
+    "embedding_dim": 300,  # caption word embeddings (fastText size)
+    "attribute_embedding_dim": 300,  # attribute word embeddings of the semantic encoder
+    "encoder_dropout": 0.25,
+    "word_dropout": 0.25,  # semantic (word) encoder
+    "context_dropout": 0.2,  # context biLSTM of aligned attention
+    "decoder_dropout": 0.25,
+    "max_caption_length": MAX_CAPTION_LENGTH,  # 51 tokens including <eos>
+    "score": "general",  # Luong score
+    "attention_layer": "shared",  # eq. 12 as written; "per_memory" is the authors' AttentionWrapper
+    "attention_activation": "tanh",  # eq. 12; None is TF1's attention layer
+    "audio_to_word": "weighted",  # eq. 7; "max" is the authors' code
+    "mfcc_kernel_size": 3,
+    "mfcc_num_blocks": 2,
+    "mfcc_pool_size": 2,
+    "length_penalty": 1.0,  # decoding score: mean per-token log-probability
+}
+
+_DROPOUT_KEYS = {"encoder": "encoder_dropout", "word": "word_dropout", "context": "context_dropout",
+                 "decoder": "decoder_dropout"}
+
+
+def resolve_hyper_parameters(overrides=None):
+    """DEFAULT_HYPER_PARAMETERS updated with `overrides`.
+
+    Besides the keys of DEFAULT_HYPER_PARAMETERS, `dropouts` (or `dropout`) sets dropout rates at once: a float for
+    all four, or a dict with any of "encoder", "word", "context", "decoder". Unknown keys raise a TypeError.
+    """
+    overrides = dict(overrides or {})
+    resolved = dict(DEFAULT_HYPER_PARAMETERS)
+    for alias in ("dropouts", "dropout"):
+        if alias not in overrides:
+            continue
+        rates = overrides.pop(alias)
+        if isinstance(rates, dict):
+            unknown = sorted(set(rates) - set(_DROPOUT_KEYS))
+            if unknown:
+                raise TypeError(f"unknown dropout names {unknown}; expected some of {sorted(_DROPOUT_KEYS)}")
+            resolved.update({_DROPOUT_KEYS[key]: float(rate) for key, rate in rates.items()})
+        else:
+            resolved.update({key: float(rates) for key in _DROPOUT_KEYS.values()})
+    unknown = sorted(set(overrides) - set(DEFAULT_HYPER_PARAMETERS))
+    if unknown:
+        raise TypeError(f"unknown hyper-parameters {unknown}; known: {sorted(DEFAULT_HYPER_PARAMETERS)}")
+    resolved.update(overrides)
+    return resolved
+
+
+def get_spec(name):
+    """The ModelSpec of `name`; a ValueError lists the known names."""
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(MODEL_NAMES)}") from None
+
+
+def build_captioner(name, vocabulary, attribute_vocabulary=None, attributes=None, vggish_trainable=False,
+                    **overrides):
+    """The captioner of the model `name`, with the authors' hyper-parameters unless overridden.
+
+    Args:
+        name: one of MODEL_NAMES.
+        vocabulary: the caption `Vocabulary` (or its `get_config()` dict); the model carries it.
+        attribute_vocabulary: the attribute words (strings) of semantic models; required for them.
+        attributes: "1nn" (default of semantic models) or "gt"; ignored by the other models.
+        vggish_trainable: fine-tune VGGish when training end to end from waveforms (frozen by default).
+        **overrides: hyper-parameters (`resolve_hyper_parameters`), e.g. units=8, embedding_dim=8 for tiny models;
+            also name=, dtype= (e.g. "mixed_float16") for the Keras model. 1NN models take only
+            max_caption_length and ignore the others.
+
+    Returns an `AudioCaptioner`, or a `NearestNeighbourCaptioner` for the 1nn-* names.
+    """
+    from audiocaps_tf.models.captioner import AudioCaptioner
+    from audiocaps_tf.models.nearest_neighbour import NearestNeighbourCaptioner
+
+    spec = get_spec(name)
+    model_kwargs = {key: overrides.pop(key) for key in ("name", "dtype") if key in overrides}
+    hyper = resolve_hyper_parameters(overrides)
+    if spec.is_retrieval:
+        return NearestNeighbourCaptioner(
+            name, vocabulary, max_caption_length=hyper["max_caption_length"], **model_kwargs
+        )
+    if spec.uses_attributes:
+        attributes = attributes or "1nn"
+        if attribute_vocabulary is None:
+            raise ValueError(f"{name} needs an attribute_vocabulary (the attribute words)")
+    else:
+        attributes, attribute_vocabulary = None, None
+    return AudioCaptioner(
+        name,
+        vocabulary,
+        attribute_vocabulary=attribute_vocabulary,
+        attributes=attributes,
+        vggish_trainable=vggish_trainable,
+        **hyper,
+        **model_kwargs,
+    )
