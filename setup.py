@@ -17,6 +17,7 @@ setup(
         "keras>=3.10",
         "tensorflow-hub>=0.16",
         "tensorflow-serving-api>=2.20,<2.22",
+        "tensorboard>=2.20,<2.22",  # training logs (tf.summary)
         "numpy>=1.26",
         "soundfile>=0.12",
         "soxr>=0.3",  # the high-quality resampler behind load_audio
