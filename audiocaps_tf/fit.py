@@ -297,10 +297,8 @@ def training_inputs(fields, attributes_as, caption_width):
     """Training batches as the model reads them (see `evaluation.model_inputs`), plus "caption_in"; captions
     padded to a fixed `caption_width`.
 
-    The fixed width gives the training step static caption shapes: one trace for every batch, and Keras 3.15's
-    `ops.scan` on TF needs a static scan length when it scans over several sequences (the decoder scans over the
-    embeddings and its dropout masks in training; with an unknown length it fails in `scan`'s shape check).
-    Batches of a few dozen captions are padded to nearly the longest caption anyway.
+    The fixed width gives the training step static caption shapes, so it is traced once for every batch;
+    batches of a few dozen captions are padded to nearly the longest caption anyway.
     """
     import tensorflow as tf
 

@@ -285,3 +285,21 @@ def test_masks_reach_the_decoder_in_a_functional_model_and_gradients_flow():
     assert np.all(_np(out["attention"][0])[0, :, 3:] == 0.0)
     gradients = tape.gradient(loss, model.trainable_weights)
     assert all(g is not None and np.all(np.isfinite(_np(g))) for g in gradients)
+
+
+def test_training_graph_with_unknown_caption_length():
+    """Dropout masks and embeddings scanned together: a graph of unknown batch and caption length trains."""
+    decoder = _decoder()
+    rng = np.random.default_rng(5)
+    signature = [
+        {
+            "caption_in": tf.TensorSpec([None, None], tf.int32),
+            "memories": [tf.TensorSpec([None, None, 6]), tf.TensorSpec([None, None, 7])],
+        }
+    ]
+    train_step = tf.function(lambda inputs: decoder(inputs, training=True), input_signature=signature)
+    for length in (3, 6):
+        inputs = {"caption_in": rng.integers(1, V, size=(2, length)).astype("int32"), "memories": _memories(rng)}
+        logits = train_step(inputs)
+        assert logits.shape == (2, length, V)
+        assert np.all(np.isfinite(logits.numpy()))

@@ -314,11 +314,15 @@ class LuongDecoder(keras.layers.Layer):
         keys = self.attention_keys(memories) if self.use_attention else []
 
         # Cell-input dropout (DropoutWrapper(input_keep_prob)), all steps' masks drawn up front.
+        # The feed dropout masks ride in the same scanned tensor as the embeddings, after them: Keras' TF `scan`
+        # fails on several sequences of unknown length.
         embedded = self.input_dropout(self.embedding(caption_in), training=training)  # [B, L, E]
-        xs = [ops.transpose(embedded, (1, 0, 2))]
-        if self.use_attention and training and self.dropout > 0.0:
-            ones = ops.ones((batch_size, ops.shape(caption_in)[1], self.attention_size), dtype=self.compute_dtype)
-            xs.append(ops.transpose(self.input_dropout(ones, training=training), (1, 0, 2)))
+        feed_dropout = bool(self.use_attention and training and self.dropout > 0.0)
+        if feed_dropout:
+            ones = ops.ones((batch_size, ops.shape(caption_in)[1], self.attention_size), dtype=embedded.dtype)
+            embedded = ops.concatenate([embedded, self.input_dropout(ones, training=training)], axis=-1)
+        xs = ops.transpose(embedded, (1, 0, 2))
+        embedding_dim = self.embedding_dim
 
         # `keras.ops.scan` stacks outputs shaped like its carry, so the carry is the state plus the last
         # step's attention weights; the step output is in the state: a_m (state[2]), or h_m (state[0]).
@@ -326,11 +330,14 @@ class LuongDecoder(keras.layers.Layer):
         alphas0 = [ops.zeros((batch_size, ops.shape(memory)[1]), dtype="float32") for memory in memories]
 
         def scan_step(carry, x):
-            _, carry, alphas = self._cell_step(x[0], carry[:num_state], memories, memory_masks, keys, *x[1:])
+            feed_mask = (x[:, embedding_dim:],) if feed_dropout else ()
+            _, carry, alphas = self._cell_step(
+                x[:, :embedding_dim], carry[:num_state], memories, memory_masks, keys, *feed_mask
+            )
             carry = (*carry, *alphas)
             return carry, carry
 
-        _, ys = ops.scan(scan_step, (*state, *alphas0), tuple(xs))
+        _, ys = ops.scan(scan_step, (*state, *alphas0), xs)
         outputs = ops.transpose(ys[2 if self.use_attention else 0], (1, 0, 2))  # [B, L, output_size]
         logits = self.output_logits(outputs)
         if not self.return_attention:
