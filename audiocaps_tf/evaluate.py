@@ -19,7 +19,7 @@ import sys
 import warnings
 
 from audiocaps_tf import metrics
-from audiocaps_tf.data.layout import DataError, parse_start_time, read_split
+from audiocaps_tf.data.layout import DataError, csv_rows, parse_start_time, read_split
 
 PREDICTION_COLUMNS = ("youtube_id", "start_time", "caption")
 JSON_KEYS = metrics.METRICS + ("num_clips",)
@@ -39,28 +39,16 @@ def read_predictions(csv_path):
 
     Each clip may appear once; a missing or empty caption field is an empty caption only when the column exists.
     """
-    csv_path = pathlib.Path(csv_path)
-    if not csv_path.is_file():
-        raise DataError(f"{csv_path}: no such file")
     predictions = {}
-    with open(csv_path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        missing = [c for c in PREDICTION_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise DataError(f"{csv_path}: missing column(s) {', '.join(missing)}; expected "
-                            f"{','.join(PREDICTION_COLUMNS)}, found {reader.fieldnames}")
-        for row in reader:
-            where = f"{csv_path}, line {reader.line_num}"
-            if None in row or any(row[c] is None for c in reader.fieldnames):
-                raise DataError(f"{where}: expected {len(reader.fieldnames)} fields, found a different number")
-            for column in ("youtube_id", "start_time"):
-                if not row[column].strip():
-                    raise DataError(f"{where}: empty {column}")
-            key = clip_key(row["youtube_id"].strip(), parse_start_time(row["start_time"].strip(), where))
-            if key in predictions:
-                raise DataError(f"{where}: a second prediction for clip {key} (the first is on line "
-                                f"{predictions[key][1]})")
-            predictions[key] = (row["caption"].strip(), reader.line_num)
+    for row, where, line in csv_rows(csv_path, PREDICTION_COLUMNS):
+        for column in ("youtube_id", "start_time"):
+            if not row[column].strip():
+                raise DataError(f"{where}: empty {column}")
+        key = clip_key(row["youtube_id"].strip(), parse_start_time(row["start_time"].strip(), where))
+        if key in predictions:
+            raise DataError(f"{where}: a second prediction for clip {key} (the first is on line "
+                            f"{predictions[key][1]})")
+        predictions[key] = (row["caption"].strip(), line)
     if not predictions:
         raise DataError(f"{csv_path}: no predictions")
     return predictions

@@ -55,39 +55,46 @@ def parse_start_time(value, where):
     return int(number)
 
 
+def csv_rows(csv_path, required_columns):
+    """Yields (row dict, "FILE, line N", N) of a CSV that has `required_columns`; DataError naming the file (and
+    line) for a missing file or column, or a row with the wrong number of fields."""
+    csv_path = pathlib.Path(csv_path)
+    if not csv_path.is_file():
+        raise DataError(f"{csv_path}: no such file")
+    with open(csv_path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in required_columns if c not in (reader.fieldnames or [])]
+        if missing:
+            raise DataError(
+                f"{csv_path}: missing column(s) {', '.join(missing)}; expected {','.join(required_columns)}, "
+                f"found {reader.fieldnames}"
+            )
+        for row in reader:
+            where = f"{csv_path}, line {reader.line_num}"
+            if None in row or any(row[c] is None for c in reader.fieldnames):
+                raise DataError(f"{where}: expected {len(reader.fieldnames)} fields, found a different number")
+            yield row, where, reader.line_num
+
+
 def read_split(csv_path):
     """Reads one split CSV into clips, in the order their first row appears.
 
     Raises DataError naming the file and line of a malformed row (missing columns, an empty field,
     a start_time that is not whole seconds).
     """
-    csv_path = pathlib.Path(csv_path)
-    if not csv_path.is_file():
-        raise DataError(f"{csv_path}: no such file")
     clips = {}
-    with open(csv_path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise DataError(f"{csv_path}: missing column(s) {', '.join(missing)}; found {reader.fieldnames}")
-        has_labels = LABELS_COLUMN in reader.fieldnames
-        for row in reader:
-            where = f"{csv_path}, line {reader.line_num}"
-            if None in row or any(row[c] is None for c in reader.fieldnames):
-                raise DataError(f"{where}: expected {len(reader.fieldnames)} fields, found a different number")
-            for column in REQUIRED_COLUMNS:
-                if not row[column].strip():
-                    raise DataError(f"{where}: empty {column}")
-            youtube_id = row["youtube_id"].strip()
-            start_time = parse_start_time(row["start_time"].strip(), where)
-            labels = ()
-            if has_labels:
-                labels = tuple(label.strip() for label in row[LABELS_COLUMN].split(LABEL_SEPARATOR) if label.strip())
-            clip = clips.get((youtube_id, start_time))
-            if clip is None:
-                clip = clips[(youtube_id, start_time)] = {"captions": [], "ids": [], "labels": labels}
-            clip["captions"].append(row["caption"].strip())
-            clip["ids"].append(row["audiocap_id"].strip())
+    for row, where, _ in csv_rows(csv_path, REQUIRED_COLUMNS):
+        for column in REQUIRED_COLUMNS:
+            if not row[column].strip():
+                raise DataError(f"{where}: empty {column}")
+        youtube_id = row["youtube_id"].strip()
+        start_time = parse_start_time(row["start_time"].strip(), where)
+        labels = tuple(label.strip() for label in (row.get(LABELS_COLUMN) or "").split(LABEL_SEPARATOR) if label.strip())
+        clip = clips.get((youtube_id, start_time))
+        if clip is None:
+            clip = clips[(youtube_id, start_time)] = {"captions": [], "ids": [], "labels": labels}
+        clip["captions"].append(row["caption"].strip())
+        clip["ids"].append(row["audiocap_id"].strip())
     return [
         Clip(youtube_id, start_time, tuple(c["captions"]), tuple(c["ids"]), c["labels"])
         for (youtube_id, start_time), c in clips.items()
