@@ -1,0 +1,101 @@
+"""`export_model`: a trained captioner -> MODEL_BASE/<version>/, a SavedModel TF Serving serves as it is."""
+
+import dataclasses
+import json
+import pathlib
+
+import tensorflow as tf
+
+import keras
+
+from audiocaps_tf import __version__, params
+from audiocaps_tf.export import model_base as model_base_dir
+from audiocaps_tf.export.serving_graph import INPUT_SIGNATURES, OUTPUT_NAMES, CaptionSignatures
+from audiocaps_tf.export.warmup import WARMUP_FILE, check_warmup, warmup_logs, write_warmup
+
+EXPORT_INFO_FILE = "audiocaps_tf_export.json"  # in assets.extra/, beside the warm-up requests
+# The TF Serving release the exports are meant for: the newest one (2.20.0) when this was written. TF Serving
+# runs SavedModels written by its own TF version or older; newer exports can use ops or attributes it lacks.
+TARGET_TF_SERVING = "2.20"
+
+
+class ExportError(ValueError):
+    """The model cannot be exported, or the SavedModel does not caption as the Keras model does."""
+
+
+@dataclasses.dataclass
+class ExportResult:
+    version: int
+    path: pathlib.Path  # MODEL_BASE/<version>
+    keras_path: pathlib.Path  # MODEL_BASE/model.keras
+    warmup_requests: int
+
+
+def _check_exportable(model):
+    if not hasattr(model, "decode") or not hasattr(model, "spec"):
+        raise ExportError(f"not an audiocaps_tf captioner: {type(model).__name__}")
+    if getattr(model, "is_retrieval", False):
+        if model.caption_index.size == 0 or not model.captions:
+            raise ExportError(f"{model.model_name} has an empty caption index: call index(...) before exporting")
+    elif model.uses_attributes and model.attribute_index.size == 0:
+        raise ExportError(
+            f"{model.model_name} has an empty attribute index, so served clips would get no attribute words: "
+            "call set_attribute_index(...) before exporting (fit does)"
+        )
+
+
+def export_info(model, version, beam_size, max_length):
+    """What the export holds and how it was made (assets.extra/audiocaps_tf_export.json)."""
+    return {
+        "version": version,
+        "model_name": model.model_name,
+        "beam_size": beam_size,
+        "max_caption_length": int(max_length or model.max_caption_length),
+        "clip_policy": f"mono, {params.SAMPLE_RATE} Hz, cut or zero-padded at the end to {params.CLIP_SECONDS} s",
+        "signatures": {
+            name: {"inputs": {spec.name: [spec.dtype.name, spec.shape.as_list()] for spec in specs},
+                   "outputs": list(OUTPUT_NAMES)}
+            for name, specs in INPUT_SIGNATURES.items()
+        },
+        "target_tf_serving": TARGET_TF_SERVING,
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "audiocaps_tf": __version__,
+    }
+
+
+def export_model(model, model_base, version=None, beam_size=1, max_length=None, log=lambda message: None):
+    """Writes `model` (an `AudioCaptioner` or `NearestNeighbourCaptioner`) as MODEL_BASE/<version>/.
+
+    version: None takes the next free integer; an existing version is never overwritten. beam_size 1 is greedy
+    decoding, as `generate` and `python -m audiocaps_tf.caption` default to. The SavedModel gets the signatures
+    of `serving_graph`, warm-up requests, and `audiocaps_tf_export.json` in assets.extra/; before it is published
+    its captions of the warm-up clips are checked against the Keras model's `generate`. MODEL_BASE/model.keras
+    (and model-<version>.keras) get the Keras model. `log` receives progress messages.
+    """
+    _check_exportable(model)
+    beam_size = int(beam_size)
+    version, final, staging = model_base_dir.prepare(model_base, version)
+    try:
+        log(f"writing the SavedModel of {model.model_name} (beam size {beam_size})")
+        CaptionSignatures(model, beam_size=beam_size, max_length=max_length).archive().write_out(
+            str(staging), verbose=False
+        )
+        extra = staging / "assets.extra"
+        extra.mkdir()
+        log("captioning the warm-up clips with the Keras model")
+        logs = warmup_logs(model, beam_size=beam_size, max_length=max_length)
+        write_warmup(extra / WARMUP_FILE, logs)
+        info = export_info(model, version, beam_size, max_length)
+        (extra / EXPORT_INFO_FILE).write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
+
+        log("checking the SavedModel's captions of the warm-up clips against the Keras model")
+        problems = check_warmup(tf.saved_model.load(str(staging)), logs)
+        if problems:
+            raise ExportError("the SavedModel does not caption as the Keras model:\n  " + "\n  ".join(problems))
+        model_base_dir.publish(staging, final)
+    except BaseException:
+        model_base_dir.discard(staging)
+        raise
+    model_base_dir.save_keras_model(model, model_base, version)
+    return ExportResult(version, final, pathlib.Path(model_base) / model_base_dir.KERAS_MODEL_FILE, len(logs))

@@ -1,0 +1,276 @@
+"""`python -m audiocaps_tf.export`: the raw-audio-to-caption SavedModel, its signatures, ops, warm-up and versions.
+
+Tiny untrained models: their captions are arbitrary but deterministic, which is all the comparisons need.
+"""
+
+import io
+import json
+import os
+import re
+import subprocess
+
+import keras
+import numpy as np
+import pytest
+import soundfile
+import tensorflow as tf
+
+from audiocaps_tf import params
+from audiocaps_tf.audio import load_audio
+from audiocaps_tf.data import demo
+from audiocaps_tf.data.vocabulary import build_vocabulary
+from audiocaps_tf.export import ExportError, export_model
+from audiocaps_tf.export import __main__ as export_cli
+from audiocaps_tf.export import exporter
+from audiocaps_tf.export.detokenizer import graph_detokenizer
+from audiocaps_tf.export.serving_graph import CaptionSignatures
+from audiocaps_tf.export.warmup import WARMUP_FILE, check_warmup, read_warmup
+from audiocaps_tf.models import build_captioner
+from saved_model_ops import non_core_ops, saved_model_op_types
+
+TINY = dict(units=8, embedding_dim=8, max_caption_length=12)
+RATE = params.SAMPLE_RATE
+
+
+def _captions(model_or_function, **inputs):
+    return [c.decode() for c in model_or_function(**inputs)["caption"].numpy()]
+
+
+def wav(waveform, rate=RATE, subtype="PCM_16"):
+    buffer = io.BytesIO()
+    soundfile.write(buffer, waveform, rate, format="WAV", subtype=subtype)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def captions():
+    return [c for spec in demo.clip_specs(30, 0) for c in demo.describe(spec, 2)]
+
+
+@pytest.fixture(scope="module")
+def vocabulary(captions):
+    return build_vocabulary(captions)
+
+
+@pytest.fixture(scope="module")
+def clips():
+    return [demo.render(spec) for spec in demo.clip_specs(4, seed=3)]
+
+
+@pytest.fixture(scope="module")
+def exported(vocabulary, tmp_path_factory):
+    """A tiny tempatt-mfcc-lstm exported by the command line from a run directory: (model base, Keras model)."""
+    run = tmp_path_factory.mktemp("run")
+    model = build_captioner("tempatt-mfcc-lstm", vocabulary, **TINY)
+    model.save(run / "best.keras")
+    model_base = tmp_path_factory.mktemp("models") / "audiocaps"
+    assert export_cli.main(["--model", str(run), "--out", str(model_base)]) == 0
+    return model_base, model
+
+
+@pytest.fixture(scope="module")
+def served(exported):
+    return tf.saved_model.load(str(exported[0] / "1"))
+
+
+@pytest.mark.parametrize("tokenizer", ["word", "sentencepiece"])
+def test_the_graph_detokenizer_writes_what_vocabulary_decode_writes(tokenizer, captions):
+    options = {"vocab_size": 100} if tokenizer == "sentencepiece" else {}
+    vocabulary = build_vocabulary(captions, tokenizer=tokenizer, **options)
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, vocabulary.size, (3000, 10)).astype(np.int32)
+    ids[:, :4] = rng.integers(0, 6, (3000, 4))  # many <pad>, <bos>, <eos>, <unk> and short pieces
+    got = [text.decode() for text in graph_detokenizer(vocabulary)(ids).numpy()]
+    assert got == [vocabulary.decode(row) for row in ids]
+
+
+def test_the_version_holds_a_savedmodel_warmup_requests_and_export_facts(exported):
+    model_base, model = exported
+    version = model_base / "1"
+    assert (version / "saved_model.pb").is_file() and (version / "variables").is_dir()
+    assert (version / "assets.extra" / WARMUP_FILE).is_file()
+    info = json.loads((version / "assets.extra" / "audiocaps_tf_export.json").read_text())
+    assert info["model_name"] == "tempatt-mfcc-lstm" and info["beam_size"] == 1 and info["version"] == 1
+    assert info["tensorflow"] == tf.__version__
+    assert sorted(p.name for p in model_base.iterdir()) == ["1", "model-1.keras", "model.keras"]
+
+
+def test_saved_model_cli_lists_both_signatures_with_their_inputs_and_outputs(exported):
+    shown = subprocess.run(["saved_model_cli", "show", "--dir", str(exported[0] / "1"), "--all"],
+                           capture_output=True, text=True, check=True).stdout
+    signatures = dict(re.findall(r"signature_def\['(\w+)'\]:\n(.*?)Method name", shown, flags=re.S))
+    assert {"serving_default", "caption_waveform"} <= set(signatures)
+
+    def tensors(text, kind):
+        found = re.findall(rf"{kind}\['(\w+)'\] tensor_info:\n\s+dtype: (\w+)\n\s+shape: (\([-\d, ]*\))", text)
+        return {name: (dtype, shape) for name, dtype, shape in found}
+
+    outputs = {"caption": ("DT_STRING", "(-1)"), "score": ("DT_FLOAT", "(-1)"), "tokens": ("DT_INT32", "(-1, -1)")}
+    default, waveform = signatures["serving_default"], signatures["caption_waveform"]
+    assert tensors(default, "inputs") == {"audio": ("DT_STRING", "(-1)")}
+    assert tensors(waveform, "inputs") == {"waveform": ("DT_FLOAT", "(-1, -1)"), "sample_rate": ("DT_INT32", "(-1)")}
+    assert tensors(default, "outputs") == outputs and tensors(waveform, "outputs") == outputs
+
+
+def test_model_keras_restores_the_exported_model(exported, clips):
+    model_base, model = exported
+    restored = keras.models.load_model(model_base / "model.keras")
+    assert os.path.samefile(model_base / "model.keras", model_base / "model-1.keras")
+    assert restored.generate(clips) == model.generate(clips)
+
+
+def test_the_warmup_requests_replay_to_the_keras_models_captions(exported, served):
+    logs = read_warmup(exported[0] / "1" / "assets.extra" / WARMUP_FILE)
+    signatures = [log.predict_log.request.model_spec.signature_name for log in logs]
+    assert sorted(set(signatures)) == ["caption_waveform", "serving_default"] and len(logs) <= 1000
+    assert check_warmup(served, logs) == []
+    recorded = tf.make_ndarray(logs[0].predict_log.response.outputs["caption"])
+    assert len(recorded) == 1 and recorded[0]  # a caption was recorded
+
+    # The check sees a difference.
+    logs[1].predict_log.response.outputs["caption"].CopyFrom(tf.make_tensor_proto(np.array([b"x", b"y"])))
+    assert len(check_warmup(served, logs)) == 2
+
+
+def test_wav_bytes_of_any_length_are_captioned_as_the_caption_command_does(exported, served, clips):
+    model = exported[1]
+    short, long = clips[0][: 3 * RATE], np.concatenate([clips[1], clips[2][: 4 * RATE]])
+    files = [wav(clips[0]), wav(short), wav(long), wav(np.stack([clips[3], 0.5 * clips[3]], axis=1))]
+    expected = model.generate([load_audio(f) for f in files])
+    result = served.signatures["serving_default"](audio=tf.constant(files))
+    assert [c.decode() for c in result["caption"].numpy()] == expected
+    decoded = model.decode({"waveform": tf.constant(np.stack([load_audio(f) for f in files]))})
+    np.testing.assert_array_equal(result["tokens"].numpy(), decoded["tokens"].numpy())
+    np.testing.assert_allclose(result["score"].numpy(), decoded["scores"].numpy(), rtol=1e-5)
+    assert result["score"].dtype == tf.float32 and result["tokens"].dtype == tf.int32
+
+    # The waveform signature: the same clips as float rows (zero-padded to the longest), each with its rate.
+    rows = [load_audio(f, duration=None) for f in files]
+    batch = np.zeros((len(rows), max(len(r) for r in rows)), np.float32)
+    for i, row in enumerate(rows):
+        batch[i, : len(row)] = row
+    rates = tf.constant([RATE] * len(rows), tf.int32)
+    assert _captions(served.signatures["caption_waveform"], waveform=tf.constant(batch), sample_rate=rates) == expected
+
+
+def test_other_sample_rates_are_resampled_in_the_graph(exported, served, clips):
+    """A 44.1 kHz stereo WAV, and the same audio as a waveform at 44.1 kHz, caption alike."""
+    import soxr
+
+    audio = soxr.resample(clips[0], RATE, 44100, "HQ").astype(np.float32)
+    stereo = wav(np.stack([audio, audio], axis=1), 44100)
+    from_bytes = _captions(served.signatures["serving_default"], audio=tf.constant([stereo]))
+    from_waveform = _captions(served.signatures["caption_waveform"], waveform=tf.constant(load_audio(
+        stereo, sample_rate=44100, duration=None)[np.newaxis]), sample_rate=tf.constant([44100]))
+    assert from_bytes == from_waveform and from_bytes[0]
+
+
+BAD_REQUESTS = {
+    "empty bytes": ("serving_default", dict(audio=[b""]), "audio: "),
+    "not a WAV file": ("serving_default", dict(audio=[b"ID3\x04 an mp3 file"]), "not a RIFF/WAVE file"),
+    "no clips": ("serving_default", dict(audio=tf.zeros([0], tf.string)), "the request holds no clips"),
+    "NaN samples": ("caption_waveform", dict(waveform=[[0.0, np.nan]], sample_rate=[RATE]), "NaN or infinite"),
+    "rate too low": ("caption_waveform", dict(waveform=[[0.0] * 100], sample_rate=[4000]), "sample_rate outside"),
+    "rates for another batch": (
+        "caption_waveform", dict(waveform=[[0.0] * 100], sample_rate=[RATE, RATE]), "different batch sizes"
+    ),
+    "no samples": ("caption_waveform", dict(waveform=tf.zeros([1, 0]), sample_rate=[RATE]), "are empty"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_REQUESTS))
+def test_bad_audio_is_an_invalid_argument_error_that_says_why(case, served, clips):
+    signature, inputs, message = BAD_REQUESTS[case]
+    function = served.signatures[signature]
+    specs = function.structured_input_signature[1]
+    inputs = {name: tf.constant(value, specs[name].dtype) for name, value in inputs.items()}
+    with pytest.raises(tf.errors.InvalidArgumentError, match=re.escape(message)):
+        function(**inputs)
+    # A good request still works after a bad one.
+    assert _captions(served.signatures["serving_default"], audio=tf.constant([wav(clips[0])]))[0]
+
+
+def test_versions_are_never_overwritten(exported, vocabulary, tmp_path, capsys):
+    model_base, model = exported
+    before = (model_base / "1" / "saved_model.pb").stat().st_mtime_ns
+    assert export_cli.main(["--model", str(model_base / "model.keras"), "--out", str(model_base),
+                            "--version", "1"]) == 1
+    assert "never overwritten" in capsys.readouterr().err
+    assert (model_base / "1" / "saved_model.pb").stat().st_mtime_ns == before
+
+    # Another version goes next to it, and model.keras follows the newest one.
+    other = build_captioner("tempatt-mfcc-lstm", vocabulary, **TINY)
+    result = export_model(other, model_base)
+    assert result.version == 2 and (model_base / "2" / "saved_model.pb").is_file()
+    assert os.path.samefile(model_base / "model.keras", model_base / "model-2.keras")
+    assert (model_base / "model-1.keras").is_file() and not list(model_base.glob(".*"))
+
+    # A model.keras the exporter did not write stops the export before anything is written.
+    foreign = tmp_path / "base"
+    foreign.mkdir()
+    (foreign / "model.keras").write_bytes(b"mine")
+    assert export_cli.main(["--model", str(model_base / "model-1.keras"), "--out", str(foreign)]) == 1
+    assert "not written by the exporter" in capsys.readouterr().err
+    assert sorted(p.name for p in foreign.iterdir()) == ["model.keras"]
+    assert (foreign / "model.keras").read_bytes() == b"mine"
+
+
+def test_an_export_that_does_not_caption_as_the_keras_model_leaves_nothing(vocabulary, tmp_path, monkeypatch):
+    monkeypatch.setattr(exporter, "check_warmup", lambda saved_model, logs: ["clip 1: SavedModel 'a', Keras 'b'"])
+    model = build_captioner("tempatt-mfcc-lstm", vocabulary, **TINY)
+    with pytest.raises(ExportError, match="does not caption as the Keras model"):
+        export_model(model, tmp_path / "base")
+    assert list((tmp_path / "base").iterdir()) == []
+
+
+def test_beam_search_and_sentencepiece_models_export(captions, tmp_path, clips):
+    vocabulary = build_vocabulary(captions, tokenizer="sentencepiece", vocab_size=100)
+    model = build_captioner("tempatt-mfcc-lstm", vocabulary, **TINY)
+    result = export_model(model, tmp_path / "base", beam_size=3)  # checked against generate(beam_size=3)
+    info = json.loads((result.path / "assets.extra" / "audiocaps_tf_export.json").read_text())
+    assert info["beam_size"] == 3
+    served = tf.saved_model.load(str(result.path))
+    expected = model.generate(clips[:2], beam_size=3)
+    assert _captions(served.signatures["serving_default"], audio=tf.constant([wav(c) for c in clips[:2]])) == expected
+
+
+def test_a_retrieval_model_answers_the_retrieved_captions_text(vocabulary, tmp_path, clips):
+    model = build_captioner("1nn-mfcc", vocabulary)
+    texts = ["a dog barks twice", "rain falls on a zinc roof", "an engine idles", "birds sing"]
+    model.index(model.pooled_features({"waveform": tf.constant(np.stack(clips))}), texts)
+    result = export_model(model, tmp_path / "base")
+    served = tf.saved_model.load(str(result.path))
+    assert _captions(served.signatures["serving_default"], audio=tf.constant([wav(c) for c in clips])) == texts
+
+
+def test_models_without_their_index_are_refused(vocabulary, tmp_path):
+    with pytest.raises(ExportError, match="empty caption index"):
+        export_model(build_captioner("1nn-mfcc", vocabulary), tmp_path / "a")
+    semantic = build_captioner("topdown-semtempatt", vocabulary, attribute_vocabulary=["dog", "rain"], **TINY)
+    with pytest.raises(ExportError, match="empty attribute index"):
+        export_model(semantic, tmp_path / "b")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_every_function_of_the_export_uses_core_ops_only(exported):
+    op_types = saved_model_op_types(exported[0] / "1")
+    assert {"Substr", "DecodeRaw", "RFFT", "While", "ReduceJoin", "GatherV2"} <= op_types  # the walk saw it all
+    assert non_core_ops(op_types) == []
+
+
+@pytest.mark.parametrize("name", ["topdown-alignedatt", "1nn-vggish"])
+def test_vggish_models_export_with_core_ops_only(name, vocabulary, tmp_path, clips):
+    """The VGGish models (untrained VGGish: only the graph matters here), written without the warm-up check."""
+    rng = np.random.default_rng(0)
+    if name == "1nn-vggish":
+        model = build_captioner(name, vocabulary)
+        model.index(rng.normal(size=(3, 128)).astype(np.float32), ["a", "b", "c"])
+    else:
+        model = build_captioner(name, vocabulary, attribute_vocabulary=["dog", "rain"], **TINY)
+        model.set_attribute_index(rng.normal(size=(3, 128)).astype(np.float32), [["dog"], ["rain"], []])
+    CaptionSignatures(model, beam_size=2).archive().write_out(str(tmp_path), verbose=False)
+    op_types = saved_model_op_types(tmp_path)
+    assert {"Conv2D", "MaxPool", "DecodeRaw", "RFFT"} <= op_types
+    assert non_core_ops(op_types) == []
+    served = tf.saved_model.load(str(tmp_path))
+    assert len(_captions(served.signatures["serving_default"], audio=tf.constant([wav(clips[0])]))) == 1
