@@ -60,6 +60,7 @@ import urllib.request
 import soundfile
 from tqdm import tqdm
 
+from audiocaps_tf.arguments import non_negative_float, positive_float, positive_int
 from audiocaps_tf.audio.loading import FFMPEG_ENV_VAR, AudioError, find_ffmpeg, load_audio
 from audiocaps_tf.data.layout import AUDIO_DIR, SPLITS, AudioIndex, DataError, read_split, split_path
 from audiocaps_tf.params import CLIP_SECONDS, SAMPLE_RATE
@@ -594,43 +595,22 @@ def _splits(value):
     return list(dict.fromkeys(splits))
 
 
-def _positive_int(value):
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return number
-
-
-def _positive_float(value):
-    number = float(value)
-    if not number > 0:
-        raise argparse.ArgumentTypeError(f"must be a number > 0, got {value}")
-    return number
-
-
-def _non_negative_float(value):
-    number = float(value)
-    if not number >= 0:
-        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {value}")
-    return number
-
-
 def add_arguments(parser):
     parser.add_argument("--out", required=True, metavar="DIR", help="dataset folder (created if needed)")
     parser.add_argument("--splits", type=_splits, default=list(SPLITS), metavar="LIST",
                         help="comma-separated splits to download (default: train,val,test)")
     parser.add_argument("--no-audio", action="store_true", help="download the CSVs only")
-    parser.add_argument("--workers", type=_positive_int, default=DEFAULT_WORKERS, metavar="N",
+    parser.add_argument("--workers", type=positive_int, default=DEFAULT_WORKERS, metavar="N",
                         help=f"clips downloaded at the same time (default: {DEFAULT_WORKERS})")
     parser.add_argument("--csv-url", metavar="URL_OR_DIR",
                         help=f"where {{split}}.csv are read from: an http(s):// or file:// URL or a folder "
                              f"(default: ${CSV_URL_ENV_VAR}, else {CSV_BASE_URL})")
-    parser.add_argument("--attempts", type=_positive_int, default=DEFAULT_ATTEMPTS, metavar="N",
+    parser.add_argument("--attempts", type=positive_int, default=DEFAULT_ATTEMPTS, metavar="N",
                         help=f"attempts per clip for errors that may pass (default: {DEFAULT_ATTEMPTS})")
-    parser.add_argument("--retry-delay", type=_non_negative_float, default=DEFAULT_RETRY_DELAY, metavar="SECONDS",
+    parser.add_argument("--retry-delay", type=non_negative_float, default=DEFAULT_RETRY_DELAY, metavar="SECONDS",
                         help=f"wait before the 2nd attempt, doubled before each further one "
                              f"(default: {_seconds(DEFAULT_RETRY_DELAY)})")
-    parser.add_argument("--timeout", type=_positive_float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+    parser.add_argument("--timeout", type=positive_float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
                         help=f"limit for one yt-dlp or ffmpeg run (default: {_seconds(DEFAULT_TIMEOUT)})")
     parser.add_argument("--skip-unavailable", action="store_true",
                         help="do not try again clips that missing.csv lists as gone for good (Video unavailable, ...)")

@@ -1,0 +1,385 @@
+"""Captions from a running server (TensorFlow Serving or the development server), over gRPC or REST.
+
+    python -m audiocaps_tf.serving.client dog.wav street.flac                 # gRPC on 127.0.0.1:8500
+    python -m audiocaps_tf.serving.client *.wav --rest http://127.0.0.1:8501 --json
+
+    client = GrpcCaptionClient("127.0.0.1:8500")       # or RestCaptionClient("http://127.0.0.1:8501")
+    client.caption_wav([open("dog.wav", "rb").read()])  # [{"caption": ..., "score": ..., "tokens": [...]}]
+
+WAV files go as they are to the `serving_default` signature, which decodes them in the graph; other formats
+(FLAC, MP3, OGG, ...) are decoded here with `audiocaps_tf.audio.load_audio` (mono, 16 kHz, 10 s) and go as
+waveforms to `caption_waveform`. `--signature caption_waveform` decodes every file here; `--signature
+serving_default` (or any other signature name) sends every file's bytes.
+
+The output is that of `python -m audiocaps_tf.caption`: one line per file in the order given, `path<TAB>caption`,
+or with --json a JSON object per line ({"path", "caption", "score"}). A file that cannot be read, or that the
+server rejects, is reported on stderr (`error: PATH: cause`) and the others are still captioned; the exit status
+is then 1. A server that cannot be reached, or that does not serve the model, is one error, exit 1.
+"""
+
+import argparse
+import base64
+import http.client
+import json
+import os
+import pathlib
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import grpc
+import numpy as np
+from tensorflow_serving.apis import (
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+)
+
+from audiocaps_tf.arguments import positive_float, positive_int
+from audiocaps_tf.serving.tensors import (
+    STATUS_CODES,
+    ServingError,
+    array_to_tensor_proto,
+    code_of_http_status,
+    metadata_to_json,
+    proto_to_json,
+)
+
+DEFAULT_GRPC_TARGET = "127.0.0.1:8500"
+BYTES_SIGNATURE = "serving_default"  # input "audio": WAV file bytes
+WAVEFORM_SIGNATURE = "caption_waveform"  # inputs "waveform" (float32, zero-padded) and "sample_rate"
+DEFAULT_BATCH_SIZE = 8
+CLIENT_SAMPLE_RATE = 16000  # what load_audio returns
+# Errors about the server or the model, not a file: captioning stops at the first one.
+FATAL_CODES = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED", "NOT_FOUND", "UNIMPLEMENTED", "UNAUTHENTICATED",
+                         "PERMISSION_DENIED"})
+
+
+def is_wav(data):
+    """Whether `data` starts with the RIFF/WAVE magic of a WAV file."""
+    return len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WAVE"
+
+
+def pad_waveforms(waveforms):
+    """1-D waveforms as one float32 [batch, longest] array, each zero-padded at the end."""
+    arrays = [np.asarray(waveform, dtype=np.float32) for waveform in waveforms]
+    if any(array.ndim != 1 for array in arrays):
+        raise ValueError("each waveform must be a 1-D array of samples")
+    batch = np.zeros((len(arrays), max((len(array) for array in arrays), default=0)), np.float32)
+    for row, array in zip(batch, arrays):
+        row[:len(array)] = array
+    return batch
+
+
+def _caption(row, signature):
+    """One answer row as {"caption": str, "score": float, "tokens": [int]}."""
+    if not isinstance(row, dict) or not {"caption", "score", "tokens"} <= set(row):
+        names = ", ".join(row) if isinstance(row, dict) else "a single unnamed output"
+        raise ServingError("INTERNAL", f"signature {signature} answered {names}, not caption, score and tokens")
+    caption = row["caption"]
+    if isinstance(caption, dict):  # {"b64": ...} from REST
+        caption = base64.b64decode(caption["b64"])
+    if isinstance(caption, bytes):
+        caption = caption.decode("utf-8", errors="replace")
+    return {"caption": caption, "score": float(row["score"]), "tokens": [int(t) for t in np.ravel(row["tokens"])]}
+
+
+class _CaptionClient:
+    """The caption requests both transports share, on their `_predict_rows(signature, inputs, version)`."""
+
+    model_name = None
+    timeout = None
+
+    def caption_wav(self, wavs, signature=BYTES_SIGNATURE, version=None):
+        """Captions of WAV files given as bytes: a list of {"caption", "score", "tokens"}, one per file."""
+        wavs = [bytes(wav) for wav in wavs]
+        if not wavs:
+            return []
+        rows = self._predict_rows(signature, {"audio": np.array(wavs, dtype=object)}, version)
+        return [_caption(row, signature) for row in rows]
+
+    def caption_waveforms(self, waveforms, sample_rates, signature=WAVEFORM_SIGNATURE, version=None):
+        """Captions of 1-D float32 waveforms (zero-padded to the longest) at `sample_rates` (a list, or one rate)."""
+        batch = pad_waveforms(waveforms)
+        if not len(batch):
+            return []
+        rates = np.asarray(sample_rates, dtype=np.int32)
+        rates = np.full(len(batch), rates, np.int32) if rates.ndim == 0 else rates
+        if rates.shape != (len(batch),):
+            raise ValueError(f"{len(batch)} waveforms but {rates.size} sample rates")
+        rows = self._predict_rows(signature, {"waveform": batch, "sample_rate": rates}, version)
+        return [_caption(row, signature) for row in rows]
+
+    def iter_caption_files(self, paths, signature=None, version=None, batch_size=DEFAULT_BATCH_SIZE):
+        """Yields (path, outcome) for each audio file in order, a batch at a time.
+
+        The outcome is the caption dict, or the exception for that file: OSError or AudioError (it could not be
+        read or decoded) or ServingError (the server rejected it). Errors about the server or the model
+        (unreachable, no such model...; see FATAL_CODES) are raised.
+        """
+        from audiocaps_tf.audio.loading import AudioError, load_audio
+
+        decode_all = signature == WAVEFORM_SIGNATURE
+        bytes_signature = BYTES_SIGNATURE if signature in (None, WAVEFORM_SIGNATURE) else signature
+        for start in range(0, len(paths), batch_size):
+            chunk = [str(path) for path in paths[start:start + batch_size]]
+            outcomes = [None] * len(chunk)
+            wav_jobs, waveform_jobs = [], []  # (position in chunk, payload)
+            for position, path in enumerate(chunk):
+                try:
+                    if decode_all:
+                        waveform_jobs.append((position, load_audio(path)))
+                        continue
+                    data = pathlib.Path(path).read_bytes()
+                    if signature is None and not is_wav(data):
+                        waveform_jobs.append((position, load_audio(path)))
+                    else:
+                        wav_jobs.append((position, data))
+                except (OSError, AudioError) as error:
+                    outcomes[position] = error
+            self._run_jobs(wav_jobs, outcomes, lambda wavs: self.caption_wav(wavs, bytes_signature, version))
+            self._run_jobs(waveform_jobs, outcomes, lambda waveforms: self.caption_waveforms(
+                waveforms, CLIENT_SAMPLE_RATE, WAVEFORM_SIGNATURE, version))
+            yield from zip(chunk, outcomes)
+
+    def caption_files(self, paths, signature=None, version=None, batch_size=DEFAULT_BATCH_SIZE):
+        """[(path, caption dict or exception)] for audio files: see `iter_caption_files`."""
+        return list(self.iter_caption_files(paths, signature, version, batch_size))
+
+    def _run_jobs(self, jobs, outcomes, caption):
+        """Captions the jobs' payloads in one request; when the server rejects it, each file alone."""
+        if not jobs:
+            return
+        try:
+            results = caption([payload for _, payload in jobs])
+        except ServingError as error:
+            if error.code in FATAL_CODES:
+                raise
+            if len(jobs) == 1:
+                outcomes[jobs[0][0]] = error
+            else:  # find the files the server rejects
+                for job in jobs:
+                    self._run_jobs([job], outcomes, caption)
+            return
+        for (position, _), result in zip(jobs, results):
+            outcomes[position] = result
+
+    def close(self):
+        """Releases the connection (nothing to release for REST)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+
+class GrpcCaptionClient(_CaptionClient):
+    """Captions through TF Serving's gRPC PredictionService at `target` (HOST:PORT)."""
+
+    def __init__(self, target, model_name="audiocaps", timeout=30.0):
+        self.target = target
+        self.model_name = model_name
+        self.timeout = timeout
+        options = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
+        self._channel = grpc.insecure_channel(target, options=options)
+        self._predictions = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
+        self._models = model_service_pb2_grpc.ModelServiceStub(self._channel)
+
+    def close(self):
+        self._channel.close()
+
+    def predict(self, inputs, signature=BYTES_SIGNATURE, version=None, output_filter=()):
+        """Any signature: {input name: array} in, {output name: NumPy array} out."""
+        import tensorflow as tf
+
+        request = predict_pb2.PredictRequest(output_filter=list(output_filter))
+        self._fill_spec(request.model_spec, version, signature)
+        for name, array in inputs.items():
+            request.inputs[name].CopyFrom(array_to_tensor_proto(array))
+        response = self._call(self._predictions.Predict, request)
+        return {name: tf.make_ndarray(proto) for name, proto in response.outputs.items()}
+
+    def metadata(self, version=None):
+        """The model's signature defs, as the REST metadata answer: {"model_spec", "metadata": {"signature_def"}}."""
+        request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
+        self._fill_spec(request.model_spec, version)
+        return metadata_to_json(self._call(self._predictions.GetModelMetadata, request))
+
+    def status(self, version=None):
+        """The model's version status, as the REST status answer: {"model_version_status": [...]}."""
+        request = get_model_status_pb2.GetModelStatusRequest()
+        self._fill_spec(request.model_spec, version)
+        return proto_to_json(self._call(self._models.GetModelStatus, request))
+
+    def _predict_rows(self, signature, inputs, version):
+        outputs = self.predict(inputs, signature, version)
+        batch_size = len(next(iter(inputs.values())))
+        return [{name: array[row] for name, array in outputs.items()} for row in range(batch_size)]
+
+    def _fill_spec(self, model_spec, version, signature=None):
+        model_spec.name = self.model_name
+        if version is not None:
+            model_spec.version.value = int(version)
+        if signature:
+            model_spec.signature_name = signature
+
+    def _call(self, method, request):
+        try:
+            return method(request, timeout=self.timeout)
+        except grpc.RpcError as error:
+            code, details = error.code().name, error.details() or ""
+            if code == "UNAVAILABLE":
+                message = f"cannot reach the gRPC server at {self.target}: {details}"
+            elif code == "DEADLINE_EXCEEDED":
+                message = f"no answer from the gRPC server at {self.target} within {self.timeout} s"
+            else:
+                message = details or code
+            raise ServingError(code if code in STATUS_CODES else "UNKNOWN", message) from None
+
+
+class RestCaptionClient(_CaptionClient):
+    """Captions through TF Serving's REST API at `url` (http://HOST:PORT), with JSON `instances` and b64 audio."""
+
+    def __init__(self, url, model_name="audiocaps", timeout=30.0):
+        self.url = (url if "://" in url else f"http://{url}").rstrip("/")
+        self.model_name = model_name
+        self.timeout = timeout
+
+    def metadata(self, version=None):
+        """The model's signature defs: {"model_spec", "metadata": {"signature_def"}}."""
+        return self._request(self._model_url(version) + "/metadata")
+
+    def status(self, version=None):
+        """The model's version status: {"model_version_status": [...]}."""
+        return self._request(self._model_url(version))
+
+    def predict_json(self, body, version=None):
+        """Any :predict request body (a dict) in, the JSON answer out."""
+        return self._request(self._model_url(version) + ":predict", body)
+
+    def _predict_rows(self, signature, inputs, version):
+        batch_size = len(next(iter(inputs.values())))
+        instances = [{name: _to_json(array[row]) for name, array in inputs.items()} for row in range(batch_size)]
+        answer = self.predict_json({"signature_name": signature, "instances": instances}, version)
+        predictions = answer.get("predictions") if isinstance(answer, dict) else None
+        if not isinstance(predictions, list) or len(predictions) != batch_size:
+            raise ServingError("INTERNAL", f"{self.url} answered no 'predictions' list of {batch_size} rows")
+        return predictions
+
+    def _model_url(self, version):
+        url = f"{self.url}/v1/models/{urllib.parse.quote(self.model_name, safe='')}"
+        return url if version is None else f"{url}/versions/{int(version)}"
+
+    def _request(self, url, body=None):
+        data = None if body is None else json.dumps(body).encode("utf-8")
+        headers = {} if data is None else {"Content-Type": "application/json"}
+        request = urllib.request.Request(url, data=data, headers=headers, method="GET" if data is None else "POST")
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                answer = response.read()
+        except urllib.error.HTTPError as error:
+            raise ServingError(code_of_http_status(error.code), _error_message(error)) from None
+        except urllib.error.URLError as error:
+            if isinstance(error.reason, TimeoutError):
+                raise self._timeout() from None
+            raise ServingError("UNAVAILABLE", f"cannot reach the REST server at {self.url}: {error.reason}") from None
+        except TimeoutError:
+            raise self._timeout() from None
+        except (ConnectionError, http.client.HTTPException) as error:
+            message = f"the connection to the REST server at {self.url} failed: {error}"
+            raise ServingError("UNAVAILABLE", message) from None
+        try:
+            return json.loads(answer)
+        except ValueError:
+            raise ServingError("INTERNAL", f"{url} answered something that is not JSON: {answer[:200]!r}") from None
+
+    def _timeout(self):
+        message = f"no answer from the REST server at {self.url} within {self.timeout} s"
+        return ServingError("DEADLINE_EXCEEDED", message)
+
+
+def _error_message(error):
+    """The server's {"error": ...} message of an HTTP error answer, or its body, or its status line."""
+    body = error.read()
+    try:
+        return json.loads(body)["error"]
+    except (ValueError, KeyError, TypeError):
+        return body.decode("utf-8", errors="replace").strip()[:500] or f"HTTP {error.code} {error.reason}"
+
+
+def _to_json(value):
+    """One input row as REST JSON: bytes as {"b64": ...}, arrays as nested lists."""
+    if isinstance(value, bytes):
+        return {"b64": base64.b64encode(value).decode("ascii")}
+    if isinstance(value, np.ndarray) and value.dtype == object:
+        return [_to_json(item) for item in value]
+    return value.tolist() if isinstance(value, (np.ndarray, np.generic)) else value
+
+
+def _describe(path, error):
+    """`PATH: cause` for a file's error (AudioError messages already start with the path)."""
+    if isinstance(error, ServingError):
+        return f"{path}: {error.message}"
+    if isinstance(error, OSError) and error.strerror:
+        return f"{path}: {error.strerror}"
+    message = str(error)
+    return message if message.startswith(path) else f"{path}: {message}"
+
+
+def _print(path, result, as_json):
+    if as_json:
+        line = json.dumps({"path": path, "caption": result["caption"], "score": result["score"]}, ensure_ascii=False)
+        print(line, flush=True)
+    else:
+        print(f"{path}\t{result['caption']}", flush=True)
+
+
+def main(argv=None):
+    """The command line; returns the exit status (1 when the server or any file failed)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    parser = argparse.ArgumentParser(prog="python -m audiocaps_tf.serving.client", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("files", nargs="+", metavar="FILE", help="audio files to caption")
+    server = parser.add_mutually_exclusive_group()
+    server.add_argument("--grpc", metavar="HOST:PORT", help=f"gRPC server (default {DEFAULT_GRPC_TARGET})")
+    server.add_argument("--rest", metavar="URL", help="REST server instead, e.g. http://127.0.0.1:8501")
+    parser.add_argument("--model-name", default="audiocaps", help="model name (default audiocaps)")
+    parser.add_argument("--signature", metavar="NAME",
+                        help=f"{WAVEFORM_SIGNATURE}: decode every file here; any other name: send every file's "
+                             f"bytes (default: WAV bytes to {BYTES_SIGNATURE}, other formats decoded here)")
+    parser.add_argument("--version", type=int, metavar="N", help="model version (default: the newest served)")
+    parser.add_argument("--timeout", type=positive_float, default=30.0, metavar="S",
+                        help="seconds to wait for each answer (default 30)")
+    parser.add_argument("--batch-size", type=positive_int, default=DEFAULT_BATCH_SIZE, metavar="N",
+                        help=f"files per request (default {DEFAULT_BATCH_SIZE})")
+    parser.add_argument("--json", action="store_true", help='print JSON lines {"path", "caption", "score"}')
+    args = parser.parse_args(argv)
+
+    if args.rest:
+        client = RestCaptionClient(args.rest, args.model_name, args.timeout)
+    else:
+        client = GrpcCaptionClient(args.grpc or DEFAULT_GRPC_TARGET, args.model_name, args.timeout)
+    failures = 0
+    try:
+        with client:
+            for path, outcome in client.iter_caption_files(args.files, args.signature, args.version, args.batch_size):
+                if isinstance(outcome, Exception):
+                    failures += 1
+                    print(f"error: {_describe(path, outcome)}", file=sys.stderr, flush=True)
+                else:
+                    _print(path, outcome, args.json)
+    except ServingError as error:
+        print(f"error: {error.message}", file=sys.stderr)
+        return 1
+    if failures:
+        print(f"error: {failures} of {len(args.files)} file(s) could not be captioned", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
