@@ -456,7 +456,8 @@ def resample(waveform, input_rate, output_rate=params.SAMPLE_RATE):
     with tf.control_dependencies(
         [_assert(input_rate > 0, "audio: resample input rate must be positive, got ", input_rate)]
     ):
-        waveform = tf.identity(waveform)
+        # Gate the rate too: with a static input shape, everything else could run before the check.
+        waveform, input_rate = tf.identity(waveform), tf.identity(input_rate)
 
     def convert():
         batch = waveform if rank == 2 else waveform[tf.newaxis]
