@@ -8,6 +8,7 @@ setup(
     description="Audio captioning (AudioCaps, NAACL 2019) in Keras 3 on TensorFlow, served by TF Serving.",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
+    url="https://github.com/audiocaps-tf/audiocaps-tf",
     license="Apache-2.0",
     packages=find_packages(include=["audiocaps_tf", "audiocaps_tf.*"]),
     python_requires=">=3.10",
@@ -30,7 +31,11 @@ setup(
     extras_require={
         # A static ffmpeg binary from PyPI, used for m4a / mp4 / webm when no system ffmpeg is installed.
         "ffmpeg": ["imageio-ffmpeg>=0.5"],
-        "test": ["pytest>=8", "imageio-ffmpeg>=0.5"],
+        # The Colab notebooks' plots and audio players (Colab has them already).
+        "notebooks": ["matplotlib>=3.8", "ipython>=8"],
+        # The tests also run the notebooks headless (nbclient, on an ipykernel).
+        "test": ["pytest>=8", "imageio-ffmpeg>=0.5", "matplotlib>=3.8", "ipython>=8", "ipykernel>=6.29",
+                 "nbclient>=0.10", "nbformat>=5.10"],
     },
     classifiers=[
         "Programming Language :: Python :: 3",

@@ -83,12 +83,17 @@ def caption_files(model, paths, beam_size=1, as_json=False):
     return failures
 
 
-def main(argv=None):
-    """The command line; returns the exit status (1 when the model or any file failed)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+def build_parser():
     parser = argparse.ArgumentParser(prog="python -m audiocaps_tf.caption", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser)
+    return parser
+
+
+def main(argv=None):
+    """The command line; returns the exit status (1 when the model or any file failed)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.beam_size < 1:
         parser.error("--beam-size must be at least 1")

@@ -599,13 +599,17 @@ def run(args, callbacks=None):
     return 0
 
 
-def main(argv=None, callbacks=None):
-    """The command line; returns the exit status. `callbacks`: extra Keras callbacks, run after the backup (tests)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+def build_parser():
     parser = argparse.ArgumentParser(prog="python -m audiocaps_tf.fit", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None, callbacks=None):
+    """The command line; returns the exit status. `callbacks`: extra Keras callbacks, run after the backup (tests)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = build_parser().parse_args(argv)
 
     from audiocaps_tf.data.demo import DemoError
     from audiocaps_tf.data.layout import DataError

@@ -16,7 +16,7 @@ import tensorflow as tf
 
 import fake_vggish_hub
 from audiocaps_tf import params
-from audiocaps_tf.layers import LogMelFrontend, VGGish, load_vggish_weights
+from audiocaps_tf.layers import LogMelFrontend, VGGish, load_vggish_weights, save_vggish_weights
 from audiocaps_tf.layers.vggish_weights import VGGishWeightsUnavailableError
 
 # Module output vs. LogMelFrontend + VGGish: both float32 TF with the same ops (stft, mel matmul, conv2d,
@@ -129,6 +129,20 @@ def test_tf1_checkpoint(tmp_path, fake_values, waveform, module_embeddings, vers
     vggish = load_vggish_weights(VGGish(), path)
     _assert_weights_are(vggish, fake_values)
     np.testing.assert_allclose(_fc2(vggish, waveform), module_embeddings, rtol=RTOL, atol=ATOL)
+
+
+def test_saved_weights_load_back(tmp_path, fake_hub, fake_values, waveform, module_embeddings):
+    """save_vggish_weights writes what load_vggish_weights reads: same 18 values, same embeddings."""
+    source = load_vggish_weights(VGGish(), fake_hub.module_dir)
+    path = save_vggish_weights(source, tmp_path / "saved" / "vggish")
+    assert set(tf.train.load_checkpoint(path).get_variable_to_shape_map()) == set(fake_vggish_hub.SLIM_SHAPES)
+    vggish = load_vggish_weights(VGGish(), path)
+    _assert_weights_are(vggish, fake_values)
+    np.testing.assert_allclose(_fc2(vggish, waveform), module_embeddings, rtol=RTOL, atol=ATOL)
+    with pytest.raises(FileExistsError, match="not overwritten"):
+        save_vggish_weights(VGGish(), path)
+    with pytest.raises(ValueError, match="fewer `outputs`"):
+        save_vggish_weights(VGGish(outputs=("conv4",)), tmp_path / "partial")
 
 
 def _mismatched(fake_values, case):

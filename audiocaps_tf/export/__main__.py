@@ -18,9 +18,7 @@ import pathlib
 import sys
 
 
-def main(argv=None):
-    """The command line; returns the exit status."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+def build_parser():
     parser = argparse.ArgumentParser(prog="python -m audiocaps_tf.export", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, type=pathlib.Path, metavar="RUN_DIR|MODEL.keras",
@@ -30,6 +28,13 @@ def main(argv=None):
     parser.add_argument("--version", type=int, metavar="N", help="version number (default: the next free one)")
     parser.add_argument("--beam-size", type=int, default=1, metavar="K",
                         help="beam width of the served captions (default 1: greedy, as the caption command)")
+    return parser
+
+
+def main(argv=None):
+    """The command line; returns the exit status."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.beam_size < 1:
         parser.error("--beam-size must be at least 1")

@@ -5,7 +5,7 @@ from audiocaps_tf.layers.log_mel_frontend import LogMelFrontend
 from audiocaps_tf.layers.luong_decoder import LuongDecoder
 from audiocaps_tf.layers.mfcc_frontend import MFCCFrontend
 from audiocaps_tf.layers.vggish import VGGish
-from audiocaps_tf.layers.vggish_weights import load_vggish_weights
+from audiocaps_tf.layers.vggish_weights import load_vggish_weights, save_vggish_weights
 from audiocaps_tf.layers.attention_flow import AttentionFlow
 from audiocaps_tf.layers.mfcc_encoder import MFCCEncoder
 from audiocaps_tf.layers.semantic_encoder import SemanticEncoder
@@ -20,6 +20,7 @@ __all__ = [
     "MFCCFrontend",
     "VGGish",
     "load_vggish_weights",
+    "save_vggish_weights",
     "AttentionFlow",
     "BiLSTMEncoder",
     "MFCCEncoder",

@@ -60,6 +60,35 @@ def load_vggish_weights(layer, source=params.VGGISH_HUB_HANDLE):
     return layer
 
 
+def save_vggish_weights(layer, path):
+    """Writes the 18 weights of `layer` (a complete `VGGish`) to a slim-named TF1-style checkpoint at `path`.
+
+    The inverse of `load_vggish_weights(layer, path)`: a fine-tuned VGGish for TF1 tools or other models, or,
+    offline, weights in the layout every command reads (the notebooks' smoke mode saves an untrained layer).
+    An existing checkpoint at `path` is never overwritten. Returns `path` as a string.
+    """
+    if not isinstance(layer, VGGish):
+        raise TypeError(f"save_vggish_weights expects a VGGish layer, got {type(layer).__name__}.")
+    path = os.fspath(path)
+    if os.path.exists(path + ".index") or os.path.exists(path):
+        raise FileExistsError(f"{path}: a checkpoint is already there; it is not overwritten.")
+    if not layer.built:
+        layer.build((None, None, params.EXAMPLE_FRAMES, params.NUM_MEL_BANDS))
+    variables = _slim_variables(layer)
+    missing = sorted(set(SLIM_SHAPES) - set(variables))
+    if missing:
+        raise ValueError(f"this VGGish layer lacks {missing} (built with fewer `outputs`): build it with all of them.")
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    names = sorted(variables)
+    tf.raw_ops.SaveV2(
+        prefix=path,
+        tensor_names=names,
+        shape_and_slices=[""] * len(names),
+        tensors=[tf.convert_to_tensor(variables[name]) for name in names],
+    )
+    return path
+
+
 def _slim_variables(layer):
     """Slim name -> the layer's Keras variable, for the sublayers the layer has."""
     variables = {}

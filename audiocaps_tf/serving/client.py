@@ -338,9 +338,7 @@ def _print(path, result, as_json):
         print(f"{path}\t{result['caption']}", flush=True)
 
 
-def main(argv=None):
-    """The command line; returns the exit status (1 when the server or any file failed)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+def build_parser():
     parser = argparse.ArgumentParser(prog="python -m audiocaps_tf.serving.client", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("files", nargs="+", metavar="FILE", help="audio files to caption")
@@ -357,7 +355,13 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=positive_int, default=DEFAULT_BATCH_SIZE, metavar="N",
                         help=f"files per request (default {DEFAULT_BATCH_SIZE})")
     parser.add_argument("--json", action="store_true", help='print JSON lines {"path", "caption", "score"}')
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None):
+    """The command line; returns the exit status (1 when the server or any file failed)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = build_parser().parse_args(argv)
 
     if args.rest:
         client = RestCaptionClient(args.rest, args.model_name, args.timeout)

@@ -136,8 +136,7 @@ class DevServer:
         self.stop()
 
 
-def main(argv=None):
-    """The command line: serves until SIGINT or SIGTERM; returns the exit status."""
+def build_parser():
     parser = argparse.ArgumentParser(prog="python -m audiocaps_tf.serving.dev_server", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model-base", required=True, type=pathlib.Path, metavar="MODEL_BASE",
@@ -150,6 +149,12 @@ def main(argv=None):
                         help="largest request accepted, in MiB (default 64)")
     parser.add_argument("--poll-seconds", type=positive_float, default=1.0, metavar="S",
                         help="how often MODEL_BASE is checked for new versions (default 1)")
+    return parser
+
+
+def main(argv=None):
+    """The command line: serves until SIGINT or SIGTERM; returns the exit status."""
+    parser = build_parser()
     args = parser.parse_args(argv)
     if not args.model_base.is_dir():
         parser.error(f"--model-base {args.model_base}: no such directory")
