@@ -31,8 +31,8 @@ setup(
     extras_require={
         # A static ffmpeg binary from PyPI, used for m4a / mp4 / webm when no system ffmpeg is installed.
         "ffmpeg": ["imageio-ffmpeg>=0.5"],
-        # The Colab notebooks' plots and audio players (Colab has them already).
-        "notebooks": ["matplotlib>=3.8", "ipython>=8"],
+        # The Colab notebooks' plots, audio players and progress bars (Colab has them already).
+        "notebooks": ["matplotlib>=3.8", "ipython>=8", "ipywidgets>=8"],
         # The tests also run the notebooks headless (nbclient, on an ipykernel).
         "test": ["pytest>=8", "imageio-ffmpeg>=0.5", "matplotlib>=3.8", "ipython>=8", "ipykernel>=6.29",
                  "nbclient>=0.10", "nbformat>=5.10"],
