@@ -1,6 +1,8 @@
 """The encoder layers: BiLSTMEncoder, TopDownEncoder (eqs. 1-3), SemanticEncoder (eq. 4),
 AttentionFlow (eqs. 5-9) and MFCCEncoder. Tiny sizes: every test runs in about a second."""
 
+import gc
+
 import keras
 import numpy as np
 import pytest
@@ -106,6 +108,21 @@ def test_bilstm_encoder_padding_changes_nothing():
         np.testing.assert_allclose(out["sequence"][row, :length], alone["sequence"][0], atol=1e-5)
         np.testing.assert_allclose(out["state"][row], alone["state"][0], atol=1e-5)
         assert np.all(out["sequence"][row, length:] == 0)
+
+
+def test_bilstm_encoders_are_created_safely_while_a_model_loads():
+    """While Keras loads a model it remembers the objects it serialises by id(); encoders created one after the
+    other (as a model's are) must never get another one's LSTM. Before the fix, about 9 in 200 raised."""
+    from keras.src.saving.serialization_lib import ObjectSharingScope  # what keras.models.load_model opens
+
+    encoders = []
+    with ObjectSharingScope():
+        for _ in range(200):
+            gc.collect()  # frees what an encoder left behind, so its address can be reused at once
+            encoders.append(BiLSTMEncoder(units=4))
+    lstms = [lstm for encoder in encoders for lstm in (encoder.bilstm.forward_layer, encoder.bilstm.backward_layer)]
+    assert len({id(lstm) for lstm in lstms}) == len(lstms)
+    assert all(encoder.bilstm.backward_layer.go_backwards for encoder in encoders)
 
 
 def test_semantic_encoder_padding_and_empty_rows():

@@ -35,19 +35,20 @@ class BiLSTMEncoder(keras.layers.Layer):
         super().__init__(**kwargs)
         self.units = int(units)
         self.dropout = float(dropout)
-        self.bilstm = keras.layers.Bidirectional(
-            keras.layers.LSTM(
-                self.units,
-                return_sequences=True,
-                return_state=True,
-                dropout=self.dropout,
-                dtype=self.dtype_policy,
-                name="lstm",
-            ),
-            merge_mode="concat",
+        template = keras.layers.LSTM(
+            self.units,
+            return_sequences=True,
+            return_state=True,
+            dropout=self.dropout,
             dtype=self.dtype_policy,
-            name="bilstm",
+            name="lstm",
         )
+        self.bilstm = keras.layers.Bidirectional(template, merge_mode="concat", dtype=self.dtype_policy, name="bilstm")
+        # Bidirectional copies `template` through Keras serialization, which while a model loads remembers objects
+        # by id(): a freed template whose address a later one reuses would hand that one another encoder's LSTM
+        # ("Forward layer and backward layer should have different `go_backwards` value"). Keeping the template
+        # alive keeps its id unique; object.__setattr__ keeps it out of the layer's tracked weights.
+        object.__setattr__(self, "_bilstm_template", template)
 
     def build(self, input_shape):
         self.bilstm.build(tuple(input_shape))
