@@ -103,3 +103,16 @@ def test_serving_in_smoke_mode(offline_workdir):
     notebook = execute_in_smoke_mode("03_serving.ipynb", offline_workdir)
     printed = texts(notebook)
     assert "gRPC" in printed and "REST" in printed
+
+
+def test_serving_notebook_config_copies_match_serving_folder():
+    """Outside a checkout, 03_serving writes its own models.config and batching.config: the same settings."""
+    source = "\n".join(cell.source for cell in read("03_serving.ipynb").cells if cell.cell_type == "code")
+
+    def tokens(text):
+        return re.sub(r"#.*", "", text).split()
+
+    for variable, name in [("MODELS_CONFIG", "models.config"), ("BATCHING_CONFIG", "batching.config")]:
+        copy = re.search(rf'{variable} = """\\\n(.*?)"""', source, re.S)
+        assert copy, f"03_serving.ipynb has no {variable}"
+        assert tokens(copy.group(1)) == tokens((ROOT / "serving" / name).read_text()), name
