@@ -16,7 +16,6 @@ import csv
 import json
 import pathlib
 import sys
-import warnings
 
 from audiocaps_tf import metrics
 from audiocaps_tf.data.layout import DataError, csv_rows, parse_start_time, read_split
@@ -283,16 +282,7 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    with warnings.catch_warnings():
-        show_other_warnings = warnings.showwarning
-
-        def show_warning(message, category, *rest, **kwargs):
-            if issubclass(category, metrics.SpiceUnavailableWarning):
-                print(f"warning: {message}", file=sys.stderr)  # without the source line it was raised from
-            else:
-                show_other_warnings(message, category, *rest, **kwargs)
-
-        warnings.showwarning = show_warning
+    with metrics.spice_warnings_as_messages():
         try:
             return args.run(args)
         except EXPECTED_ERRORS as err:

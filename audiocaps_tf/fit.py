@@ -614,12 +614,13 @@ def main(argv=None, callbacks=None):
     from audiocaps_tf.data.demo import DemoError
     from audiocaps_tf.data.layout import DataError
     from audiocaps_tf.layers.vggish_weights import VGGishWeightsUnavailableError
-    from audiocaps_tf.metrics import MetricsError
+    from audiocaps_tf.metrics import MetricsError, spice_warnings_as_messages
     from audiocaps_tf.training.run_dir import RunDirError
     from audiocaps_tf.training.strategy import StrategyError
 
     try:
-        return run(args, callbacks=callbacks)
+        with spice_warnings_as_messages():
+            return run(args, callbacks=callbacks)
     except (FitError, RunDirError, StrategyError, DataError, DemoError, VGGishWeightsUnavailableError, MetricsError,
             FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)

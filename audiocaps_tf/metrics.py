@@ -38,6 +38,7 @@ later calls (about 1 GB; `close_java()` stops it). 975 clips x 5 references take
 """
 
 import atexit
+import contextlib
 import dataclasses
 import importlib.util
 import json
@@ -47,6 +48,7 @@ import pathlib
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 import warnings
@@ -92,6 +94,23 @@ class SpiceUnavailableError(MetricsError):
 
 class SpiceUnavailableWarning(UserWarning):
     """SPICE and SPIDEr were skipped because Stanford CoreNLP 3.6.0 is missing."""
+
+
+@contextlib.contextmanager
+def spice_warnings_as_messages():
+    """For the commands: a `SpiceUnavailableWarning` prints as `warning: ...` on stderr, without the source line
+    Python would show; other warnings are shown as usual."""
+    with warnings.catch_warnings():
+        show_other_warnings = warnings.showwarning
+
+        def show_warning(message, category, *rest, **kwargs):
+            if issubclass(category, SpiceUnavailableWarning):
+                print(f"warning: {message}", file=sys.stderr)
+            else:
+                show_other_warnings(message, category, *rest, **kwargs)
+
+        warnings.showwarning = show_warning
+        yield
 
 
 def _package_dir():

@@ -260,3 +260,13 @@ def test_java_programs_are_stopped_after_the_timeout(monkeypatch):
     with pytest.raises(metrics.MetricsError, match="METEOR did not finish within"):
         metrics._meteor_scores(metrics.find_java(), [corpus])
     assert metrics._meteor is None  # a killed process is not reused
+
+
+def test_commands_print_the_spice_warning_as_one_message(capsys):
+    """fit and evaluate show a missing CoreNLP as `warning: ...`, not as Python's warning with a source line."""
+    with metrics.spice_warnings_as_messages():
+        warnings.warn("SPICE and SPIDEr are skipped (None): no CoreNLP", metrics.SpiceUnavailableWarning)
+        with pytest.warns(UserWarning, match="another warning"):  # any other warning is shown as usual
+            warnings.warn("another warning", UserWarning)
+    err = capsys.readouterr().err
+    assert err == "warning: SPICE and SPIDEr are skipped (None): no CoreNLP\n"
