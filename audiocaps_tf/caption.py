@@ -16,6 +16,8 @@ import os
 import pathlib
 import sys
 
+from audiocaps_tf.arguments import positive_int
+
 HELP = "caption audio files with a trained model"
 BATCH_SIZE = 16  # files decoded and captioned at a time
 
@@ -24,7 +26,7 @@ def add_arguments(parser):
     parser.add_argument("files", nargs="+", metavar="FILE", help="audio files to caption")
     parser.add_argument("--model", required=True, type=pathlib.Path, metavar="RUN_DIR|MODEL.keras",
                         help="a `python -m audiocaps_tf.fit` run directory, or a saved .keras model")
-    parser.add_argument("--beam-size", type=int, default=1, metavar="K", help="beam width (default 1: greedy)")
+    parser.add_argument("--beam-size", type=positive_int, default=1, metavar="K", help="beam width (default 1: greedy)")
     parser.add_argument("--json", action="store_true", help="print JSON lines {\"path\", \"caption\"}")
 
 
@@ -93,10 +95,7 @@ def build_parser():
 def main(argv=None):
     """The command line; returns the exit status (1 when the model or any file failed)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.beam_size < 1:
-        parser.error("--beam-size must be at least 1")
+    args = build_parser().parse_args(argv)
     try:
         model = load_model(args.model)
     except (OSError, ValueError, TypeError) as err:

@@ -89,3 +89,11 @@ def test_a_model_that_cannot_be_loaded_is_an_error(tmp_path, audio_files, capsys
     assert "holds no best.keras" in capsys.readouterr().err
     assert caption.main([audio_files[0], "--model", str(tmp_path / "nothing.keras")]) == 1
     assert "error:" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("beam_size", ["0", "-2"])
+def test_beam_size_below_one_is_a_usage_error(beam_size, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        caption.main(["clip.wav", "--model", "run", "--beam-size", beam_size])
+    assert exit_info.value.code == 2
+    assert f"--beam-size: must be at least 1, got {beam_size}" in capsys.readouterr().err

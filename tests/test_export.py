@@ -274,3 +274,12 @@ def test_vggish_models_export_with_core_ops_only(name, vocabulary, tmp_path, cli
     assert non_core_ops(op_types) == []
     served = tf.saved_model.load(str(tmp_path))
     assert len(_captions(served.signatures["serving_default"], audio=tf.constant([wav(clips[0])]))) == 1
+
+
+@pytest.mark.parametrize("option", ["--beam-size", "--version"])
+def test_export_options_below_one_are_usage_errors(option, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        export_cli.main(["--model", "run", "--out", str(tmp_path / "base"), option, "0"])
+    assert exit_info.value.code == 2
+    assert f"{option}: must be at least 1, got 0" in capsys.readouterr().err
+    assert not (tmp_path / "base").exists()

@@ -16,14 +16,7 @@ from audiocaps_tf.serving import client as client_cli
 from audiocaps_tf.serving.client import GrpcCaptionClient, RestCaptionClient
 from audiocaps_tf.serving.dev_server import DevServer
 from audiocaps_tf.serving.tensors import ServingError
-from test_dev_server import SIGNATURES, TIMEOUT, fake_wav, save_tiny_captioner
-
-
-@pytest.fixture(scope="module")
-def model_base(tmp_path_factory):
-    base = tmp_path_factory.mktemp("models")
-    save_tiny_captioner(base / "1")
-    return base
+from test_dev_server import SIGNATURES, TIMEOUT, fake_wav, model_base  # noqa: F401  (model_base: a fixture)
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,8 @@ import os
 import pathlib
 import sys
 
+from audiocaps_tf.arguments import positive_int
+
 
 def build_parser():
     parser = argparse.ArgumentParser(prog="python -m audiocaps_tf.export", description=__doc__,
@@ -25,8 +27,9 @@ def build_parser():
                         help="a `python -m audiocaps_tf.fit` run directory, or a saved .keras model")
     parser.add_argument("--out", required=True, type=pathlib.Path, metavar="MODEL_BASE",
                         help="the model base directory TF Serving watches (created if missing)")
-    parser.add_argument("--version", type=int, metavar="N", help="version number (default: the next free one)")
-    parser.add_argument("--beam-size", type=int, default=1, metavar="K",
+    parser.add_argument("--version", type=positive_int, metavar="N",
+                        help="version number (default: the next free one)")
+    parser.add_argument("--beam-size", type=positive_int, default=1, metavar="K",
                         help="beam width of the served captions (default 1: greedy, as the caption command)")
     return parser
 
@@ -34,12 +37,7 @@ def build_parser():
 def main(argv=None):
     """The command line; returns the exit status."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.beam_size < 1:
-        parser.error("--beam-size must be at least 1")
-    if args.version is not None and args.version < 1:
-        parser.error("--version must be a positive integer")
+    args = build_parser().parse_args(argv)
 
     from audiocaps_tf.caption import load_model
     from audiocaps_tf.export import ExportError, ModelBaseError, export_model
