@@ -132,7 +132,6 @@ def through_grpc(grpc_target, wavs, clients, num_requests):
     one = lambda wav: client.caption_wav([wav])  # noqa: E731
     timed(one, wavs[:2], warmup=0)
     requests = [wavs[i % len(wavs)] for i in range(num_requests * clients)]
-    latencies = []
 
     def run(wav):
         started = time.perf_counter()
@@ -149,7 +148,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=pathlib.Path, help="a run directory or .keras model (default: random)")
     parser.add_argument("--model-name", default="topdown-alignedatt", help="the random model's registry name")
-    parser.add_argument("--beam-size", type=int, default=1)
+    parser.add_argument("--beam-size", type=int, default=1, help="beam width of the export (default 1: greedy)")
     parser.add_argument("--requests", type=int, default=20, help="timed requests per figure (per client)")
     args = parser.parse_args()
 
