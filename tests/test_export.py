@@ -6,6 +6,7 @@ Tiny untrained models: their captions are arbitrary but deterministic, which is 
 import io
 import json
 import os
+import pathlib
 import re
 import subprocess
 
@@ -112,6 +113,19 @@ def test_saved_model_cli_lists_both_signatures_with_their_inputs_and_outputs(exp
     assert tensors(default, "outputs") == outputs and tensors(waveform, "outputs") == outputs
 
 
+def test_the_export_facts_and_every_docker_image_name_the_same_tf_serving(exported):
+    """The target TF Serving is no older than the TensorFlow that exports (it would not know newer ops), and the
+    Compose file, the READMEs and the serving notebook run that release's image."""
+    target = exporter.TARGET_TF_SERVING
+    info = json.loads((exported[0] / "1" / "assets.extra" / "audiocaps_tf_export.json").read_text())
+    assert info["target_tf_serving"] == target
+    assert tuple(map(int, tf.__version__.split(".")[:2])) <= tuple(map(int, target.split(".")))
+    root = pathlib.Path(__file__).resolve().parents[1]
+    for name in ["serving/docker-compose.yml", "serving/README.md", "README.md", "colab/03_serving.ipynb"]:
+        images = re.findall(r"tensorflow/serving:([\w.-]+)", (root / name).read_text())
+        assert images and set(images) == {f"{target}.0"}, name
+
+
 def test_model_keras_restores_the_exported_model(exported, clips):
     model_base, model = exported
     restored = keras.models.load_model(model_base / "model.keras")
@@ -130,6 +144,26 @@ def test_the_warmup_requests_replay_to_the_keras_models_captions(exported, serve
     # The check sees a difference.
     logs[1].predict_log.response.outputs["caption"].CopyFrom(tf.make_tensor_proto(np.array([b"x", b"y"])))
     assert len(check_warmup(served, logs)) == 2
+
+
+def test_the_warmup_requests_run_as_tf_serving_runs_them(exported):
+    """TF Serving does not use `tf.saved_model.load`: it restores the variables and runs the init op in a TF1
+    session, then feeds and fetches the tensors its SignatureDef names. Replayed that way, the warm-up requests
+    answer the Keras model's captions."""
+    version = exported[0] / "1"
+    logs = read_warmup(version / "assets.extra" / WARMUP_FILE)
+    with tf.compat.v1.Session(graph=tf.Graph()) as session:
+        meta_graph = tf.compat.v1.saved_model.load(session, ["serve"], str(version))
+        for log in logs:
+            request, response = log.predict_log.request, log.predict_log.response
+            signature = meta_graph.signature_def[request.model_spec.signature_name]
+            assert signature.method_name == "tensorflow/serving/predict"
+            feed = {signature.inputs[name].name: tf.make_ndarray(proto) for name, proto in request.inputs.items()}
+            answer = session.run({name: info.name for name, info in signature.outputs.items()}, feed)
+            want = tf.make_ndarray(response.outputs["caption"]).tolist()
+            assert answer["caption"].tolist() == want
+            assert answer["score"].dtype == np.float32 and answer["score"].shape == (len(want),)
+            assert answer["tokens"].dtype == np.int32 and answer["tokens"].shape[0] == len(want)
 
 
 def test_wav_bytes_of_any_length_are_captioned_as_the_caption_command_does(exported, served, clips):
