@@ -14,9 +14,11 @@ from audiocaps_tf.export.serving_graph import INPUT_SIGNATURES, OUTPUT_NAMES, Ca
 from audiocaps_tf.export.warmup import WARMUP_FILE, check_warmup, warmup_logs, write_warmup
 
 EXPORT_INFO_FILE = "audiocaps_tf_export.json"  # in assets.extra/, beside the warm-up requests
-# The TF Serving release the exports are meant for: the newest one (2.20.0) when this was written. TF Serving
-# runs SavedModels written by its own TF version or older; newer exports can use ops or attributes it lacks.
-TARGET_TF_SERVING = "2.20"
+# The TF Serving release the exports are meant for (its Docker image is tensorflow/serving:<this>.0): the one built
+# on TensorFlow 2.21, the newest version the package supports and the one it is tested with. TF Serving runs
+# SavedModels written by its own TF version or older (newer exports can use ops or attributes it lacks), so it runs
+# exports made with any supported TensorFlow.
+TARGET_TF_SERVING = "2.21"
 
 
 class ExportError(ValueError):
