@@ -498,7 +498,8 @@ def test_new_versions_are_picked_up_and_directories_being_written_are_ignored(mo
             shutil.copytree(model_base / "1", base / "2")
             assert server.wait_until_available(TIMEOUT, version=2)
             assert _served_version(stub) == 2
-            assert [(s.version, s.state) for s in server.manager.version_states()] == [(2, "AVAILABLE")]
+            states = [(s.version, s.state, s.error_code) for s in server.manager.version_states()]
+            assert states == [(2, "AVAILABLE", "OK"), (1, "END", "OK")]  # unloaded, and listed as TF Serving does
 
             (base / ".tmp-5").rename(base / "5")  # the exporter's final, atomic step
             assert server.wait_until_available(TIMEOUT, version=5)
@@ -542,12 +543,16 @@ def test_a_broken_version_keeps_the_previous_and_a_deleted_one_falls_back(model_
         shutil.rmtree(base / "3")
         assert server.wait_until_available(TIMEOUT, version=1)
         assert _served_version(stub) == 1
+        assert [(s.version, s.state, s.error_code) for s in server.manager.version_states()] == [
+            (3, "END", "OK"), (1, "AVAILABLE", "OK")]  # the new 3 loaded fine: its earlier failure is gone
         assert_grpc_error(lambda: stub.Predict(predict_request({"audio": [fake_wav()]}, version=3), timeout=TIMEOUT),
                           grpc.StatusCode.NOT_FOUND, "Specific(audiocaps, 3)")
 
         shutil.rmtree(base / "1")  # no version left: nothing is served
         wait_for(lambda: server.manager.served_version is None, "version 1 to be unloaded")
         assert_grpc_error(lambda: _served_version(stub), grpc.StatusCode.NOT_FOUND, "Latest(audiocaps)")
+        status, answer = rest(server, "/v1/models/audiocaps/versions/1")  # the history stays, as in TF Serving
+        assert status == 200 and [(e["version"], e["state"]) for e in answer["model_version_status"]] == [("1", "END")]
 
 
 def test_a_failing_warmup_request_fails_the_version(model_base, tmp_path):

@@ -6,7 +6,8 @@ loaded with `tf.saved_model.load`, its warm-up requests (`assets.extra/tf_servin
 as TF Serving does, and only then is it swapped in: requests keep hitting the previous version meanwhile, and the
 previous one is dropped after the swap. A version that fails to load (or to warm up) is logged and left alone
 until its directory changes; the previous version keeps serving. When the served version's directory is
-deleted, the next newest is served.
+deleted, the next newest is served. As in TF Serving, the model status keeps every version dealt with since the
+start: unloaded and failed ones stay listed as END.
 """
 
 import dataclasses
@@ -216,16 +217,16 @@ class ModelManager:
         return current
 
     def version_states(self):
-        """VersionStates, newest first: the served version (AVAILABLE), one being loaded (LOADING), and those that
-        failed to load (END, with the error) while their directory remains. Unloaded versions are left out."""
+        """VersionStates, newest first, of every version dealt with since the start, as TF Serving lists them: the
+        served version (AVAILABLE), one being loaded (LOADING), and END for those unloaded (error code OK) or that
+        failed to load (with the error), even once their directory is gone."""
         with self._condition:
             return sorted(self._states.values(), key=lambda state: state.version, reverse=True)
 
     def status_response(self, model_name=None, version=None):
         """The GetModelStatusResponse for `model_name` (this model when None), of one version or all of them.
 
-        Lists `version_states()`; NOT_FOUND for another model, or a version the manager has not dealt with or
-        has unloaded.
+        Lists `version_states()`; NOT_FOUND for another model, or a version the manager has not dealt with.
         """
         name = self.model_name if model_name is None else model_name
         states = self.version_states() if name == self.model_name else []
@@ -298,12 +299,9 @@ class ModelManager:
                 self._swap(None)
 
     def _forget_missing(self, versions):
+        """Forgets the failures of versions whose directory is gone: one that comes back is tried afresh."""
         for version in [version for version in self._failed if version not in versions]:
             del self._failed[version]
-        with self._condition:
-            served = self.served_version
-            for version in [v for v in self._states if v not in versions and v != served]:
-                del self._states[version]
 
     def _set_state(self, state):
         with self._condition:
@@ -337,7 +335,7 @@ class ModelManager:
         with self._condition:
             old, self._current = self._current, new
             if old is not None:
-                self._states.pop(old.version, None)  # unloaded: no longer reported
+                self._states[old.version] = VersionState(old.version, "END")  # unloaded, still listed
             if new is not None:
                 self._states[new.version] = VersionState(new.version, "AVAILABLE")
             self._condition.notify_all()
