@@ -322,13 +322,15 @@ def test_an_unexpected_failure_is_internal_and_the_server_keeps_serving(server, 
 
 def test_rest_row_format_answers_what_the_saved_model_computes(server, reference):
     expected = reference("serving_default", audio=WAVS)
-    rows = [{"caption": caption.decode(), "score": float(score), "tokens": tokens.tolist()}
-            for caption, score, tokens in zip(expected["caption"], expected["score"], expected["tokens"])]
     for path, instances in [
         ("/v1/models/audiocaps:predict", [b64(wav) for wav in WAVS]),
         ("/v1/models/audiocaps/versions/1:predict", [{"audio": b64(wav)} for wav in WAVS]),
     ]:
-        assert rest(server, path, {"instances": instances}) == (200, {"predictions": rows})
+        status, answer = rest(server, path, {"instances": instances})
+        assert status == 200 and all(sorted(row) == ["caption", "score", "tokens"] for row in answer["predictions"])
+        assert [row["caption"] for row in answer["predictions"]] == [c.decode() for c in expected["caption"]]
+        np.testing.assert_array_equal(np.float32([row["score"] for row in answer["predictions"]]), expected["score"])
+        assert [row["tokens"] for row in answer["predictions"]] == expected["tokens"].tolist()
 
     expected = reference("caption_waveform", waveform=WAVEFORMS, sample_rate=RATES)
     instances = [{"waveform": waveform.tolist(), "sample_rate": int(rate)} for waveform, rate in zip(WAVEFORMS, RATES)]
@@ -651,3 +653,11 @@ def test_string_outputs_are_text_or_b64_as_tf_serving_answers():
     assert tensors.outputs_to_columns(outputs) == {
         "caption": ["caf\u00e9", {"b64": "//4="}], "caption_bytes": [{"b64": "YWI="}, {"b64": "Y2Q="}]}
     assert tensors.outputs_to_rows({"score": np.float32([0.5, 1.5])}) == [0.5, 1.5]
+
+
+def test_float32_outputs_are_written_as_tf_serving_writes_them():
+    scores = np.float32([0.1, -1.4925085306167603, 3.0, 1e-20, 0.66907406])
+    written = tensors.outputs_to_columns({"score": scores})
+    assert written == [0.1, -1.49250853, 3.0, 1e-20, 0.669074059]  # 6 significant digits, or 9 when needed
+    np.testing.assert_array_equal(np.float32(written), scores)  # the same float32 values
+    assert tensors.outputs_to_columns({"x": np.float64([0.1, 1 / 3])}) == [0.1, 1 / 3]  # float64 in full

@@ -84,7 +84,9 @@ def _caption(row, signature):
         caption = base64.b64decode(caption["b64"])
     if isinstance(caption, bytes):
         caption = caption.decode("utf-8", errors="replace")
-    return {"caption": caption, "score": float(row["score"]), "tokens": [int(t) for t in np.ravel(row["tokens"])]}
+    # The float32 score, whether it came exact (gRPC) or as REST's 9-digit decimal: both transports agree.
+    score = float(np.float32(row["score"]))
+    return {"caption": caption, "score": score, "tokens": [int(t) for t in np.ravel(row["tokens"])]}
 
 
 class _CaptionClient:

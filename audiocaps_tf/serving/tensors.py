@@ -317,12 +317,22 @@ def _map_nested(value, function):
     return function(value)
 
 
+def _float32_decimal(value):
+    """A float32 as TensorFlow prints it (TF Serving's REST answers): 6 significant digits when they give back the
+    same float32, else 9, which always do."""
+    short = f"{value:.6g}"
+    return float(short if np.float32(short) == np.float32(value) else f"{value:.9g}")
+
+
 def array_to_json(name, array):
-    """An output array as JSON values: strings as UTF-8 text, or {"b64": ...} for `*_bytes` outputs and non-UTF-8."""
+    """An output array as JSON values: strings as UTF-8 text, or {"b64": ...} for `*_bytes` outputs and non-UTF-8;
+    float32 values as TF Serving writes them."""
     array = np.asarray(array)
     if array.dtype.kind in "OSU":
         as_b64 = name.endswith("_bytes")
         return _map_nested(array.tolist(), lambda item: _json_string(item, as_b64))
+    if array.dtype.kind == "f" and array.dtype.itemsize <= 4:
+        return _map_nested(array.tolist(), _float32_decimal)
     return array.tolist()
 
 
