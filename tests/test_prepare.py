@@ -5,6 +5,7 @@ import logging
 import os
 import pathlib
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -301,6 +302,24 @@ def test_worker_processes_write_the_same_bytes_as_decoding_in_process(data_dir, 
     assert len(files) == 5
     for name in files + ["keywords.txt", "tokenizer/tokenizer.json"]:
         assert (out_2 / name).read_bytes() == (out_1 / name).read_bytes(), name
+
+
+def test_a_script_without_a_main_guard_is_told_what_to_do_and_a_guarded_rerun_resumes(data_dir, tmp_path):
+    """Spawned decode workers import the main script again: without `if __name__ == "__main__":` they die."""
+    out = tmp_path / "out"
+    call = (f"prepare_dataset({str(data_dir)!r}, {str(out)!r}, features='waveform', splits='val', workers=1, "
+            f"**{OPTIONS!r})")
+    script = tmp_path / "prepare_script.py"
+    script.write_text(f"from audiocaps_tf.data.prepare import prepare_dataset\n{call}\n")
+    unguarded = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert unguarded.returncode != 0
+    assert "DecodeWorkerError: an audio-decoding worker process died" in unguarded.stderr
+    assert 'call prepare_dataset under `if __name__ == "__main__":`' in unguarded.stderr
+
+    script.write_text(f"from audiocaps_tf.data.prepare import prepare_dataset\nif __name__ == '__main__':\n    {call}\n")
+    guarded = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert guarded.returncode == 0, guarded.stderr
+    assert prepare.read_manifest(out)["complete"]
 
 
 def test_records_are_serialized_deterministically(prepared):

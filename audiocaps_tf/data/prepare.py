@@ -81,6 +81,10 @@ class OptionsMismatchError(DataError):
     """OUT holds data prepared with other options; the message names each option that differs."""
 
 
+class DecodeWorkerError(RuntimeError):
+    """An audio-decoding worker process died; the shards already complete are kept, and a rerun resumes."""
+
+
 class EmptySplitError(DataError):
     """A split ended up with no clip (every clip skipped, or none in its CSV). `manifest` is the final manifest."""
 
@@ -417,7 +421,8 @@ def prepare_dataset(
             comma-separated string).
         splits: the splits to write.
         workers: audio-decoding processes ("spawn"); None: one per CPU; 0: decode in this process.
-            The records do not depend on it.
+            The records do not depend on it. Spawned workers import the main script again, so a script must
+            call this under `if __name__ == "__main__":` (else DecodeWorkerError), or pass 0.
         vggish_weights: `load_vggish_weights` source for "vggish" (default: the TF Hub handle).
         tokenizer, vocab_size, min_count: the caption vocabulary (`vocabulary.build_vocabulary`).
         keywords: size of the keyword vocabulary (`attributes.build_keyword_vocabulary`; default
@@ -573,9 +578,18 @@ def _prepare_locked(data_dir, out_dir, options, clips, csv_hashes, train_caption
                 initargs=(_worker_setup_code(), {}),  # run in a namespace of its own
             )
             stack.callback(pool.shutdown, wait=True, cancel_futures=True)
-        for split, plan in plans.items():
-            _write_split(split, plan, manifest, out_dir, index, vocabulary, keyword_vocabulary, extractor, pool,
-                         batch_size + 2 * workers, batch_size, progress, on_shard_complete)
+        try:
+            for split, plan in plans.items():
+                _write_split(split, plan, manifest, out_dir, index, vocabulary, keyword_vocabulary, extractor, pool,
+                             batch_size + 2 * workers, batch_size, progress, on_shard_complete)
+        except concurrent.futures.BrokenExecutor as error:  # BrokenProcessPool
+            raise DecodeWorkerError(
+                f"an audio-decoding worker process died ({str(error).rstrip('.')}). The workers are started with 'spawn', which "
+                "imports the main script again: from a script, call prepare_dataset under "
+                "`if __name__ == \"__main__\":`. Else the machine may be out of memory: use fewer workers, or "
+                f"workers=0 (--workers 0) to decode in this process. The complete shards in {out_dir} are kept; "
+                "running again resumes."
+            ) from error
 
     manifest["complete"] = all(entry["complete"] for entry in manifest["splits"].values())
     _save_manifest(out_dir, manifest)
@@ -795,7 +809,7 @@ def run(args):
         _print_summary(err.manifest, args.out)
         print(f"error: {err}", file=sys.stderr)
         return 1
-    except (DataError, ValueError, VGGishWeightsUnavailableError) as err:
+    except (DataError, DecodeWorkerError, ValueError, VGGishWeightsUnavailableError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     _print_summary(manifest, args.out)
