@@ -126,6 +126,14 @@ def test_the_export_facts_and_every_docker_image_name_the_same_tf_serving(export
         assert images and set(images) == {f"{target}.0"}, name
 
 
+def test_the_savedmodel_stores_each_weight_once(exported):
+    model_base, model = exported
+    reader = tf.train.load_checkpoint(str(model_base / "1" / "variables" / "variables"))
+    shapes = reader.get_variable_to_shape_map()
+    stored = sum(int(np.prod(shape)) for key, shape in shapes.items() if key != "_CHECKPOINTABLE_OBJECT_GRAPH")
+    assert 0 < stored <= sum(int(np.prod(variable.shape)) for variable in model.variables)
+
+
 def test_model_keras_restores_the_exported_model(exported, clips):
     model_base, model = exported
     restored = keras.models.load_model(model_base / "model.keras")

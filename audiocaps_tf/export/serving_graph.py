@@ -110,8 +110,10 @@ class CaptionSignatures:
         return self.caption(waveform_clips(waveform, sample_rate))
 
     def archive(self):
+        # The endpoints track the variables they use. `archive.track(model)` is left out on purpose: it would save
+        # every weight a second time, through its Keras variable (twice the size on disk and in TF Serving's RAM),
+        # and it only matters for lookup tables, which the graph has none of.
         archive = keras.export.ExportArchive()
-        archive.track(self.model)
         archive.add_endpoint(DEFAULT_SIGNATURE, self.serving_default, INPUT_SIGNATURES[DEFAULT_SIGNATURE])
         archive.add_endpoint(WAVEFORM_SIGNATURE, self.caption_waveform, INPUT_SIGNATURES[WAVEFORM_SIGNATURE])
         return archive
