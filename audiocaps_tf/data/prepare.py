@@ -584,8 +584,8 @@ def _prepare_locked(data_dir, out_dir, options, clips, csv_hashes, train_caption
                              batch_size + 2 * workers, batch_size, progress, on_shard_complete)
         except concurrent.futures.BrokenExecutor as error:  # BrokenProcessPool
             raise DecodeWorkerError(
-                f"an audio-decoding worker process died ({str(error).rstrip('.')}). The workers are started with 'spawn', which "
-                "imports the main script again: from a script, call prepare_dataset under "
+                f"an audio-decoding worker process died ({str(error).rstrip('.')}). The workers are started with "
+                "'spawn', which imports the main script again: from a script, call prepare_dataset under "
                 "`if __name__ == \"__main__\":`. Else the machine may be out of memory: use fewer workers, or "
                 f"workers=0 (--workers 0) to decode in this process. The complete shards in {out_dir} are kept; "
                 "running again resumes."

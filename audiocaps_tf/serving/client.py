@@ -84,7 +84,7 @@ def _caption(row, signature):
         caption = base64.b64decode(caption["b64"])
     if isinstance(caption, bytes):
         caption = caption.decode("utf-8", errors="replace")
-    # The float32 score, whether it came exact (gRPC) or as REST's 9-digit decimal: both transports agree.
+    # The float32 score, whether it came exact (gRPC) or as REST's short decimal: both transports agree.
     score = float(np.float32(row["score"]))
     return {"caption": caption, "score": score, "tokens": [int(t) for t in np.ravel(row["tokens"])]}
 
