@@ -7,6 +7,7 @@ it with its byte count; `caption_waveform(waveform, sample_rate)` captions the e
 
 import base64
 import concurrent.futures
+import contextlib
 import http.client
 import json
 import os
@@ -474,13 +475,19 @@ def _served_version(stub):
     return stub.Predict(predict_request({"audio": [fake_wav()]}), timeout=TIMEOUT).model_spec.version.value
 
 
-def test_new_versions_are_picked_up_and_directories_being_written_are_ignored(model_base, tmp_path):
+@contextlib.contextmanager
+def serving_a_copy(model_base, tmp_path):
+    """A fast-polling DevServer on a model base of its own, holding a copy of version 1: (base, server, stub)."""
     base = tmp_path / "models"
     shutil.copytree(model_base / "1", base / "1")
     with DevServer(base, grpc_port=0, rest_port=0, poll_seconds=0.05) as server, \
             grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
-        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
         assert server.wait_until_available(TIMEOUT, version=1)
+        yield base, server, prediction_service_pb2_grpc.PredictionServiceStub(channel)
+
+
+def test_new_versions_are_picked_up_and_directories_being_written_are_ignored(model_base, tmp_path):
+    with serving_a_copy(model_base, tmp_path) as (base, server, stub):
         failures, stop = [], threading.Event()
 
         def keep_asking():  # requests keep being answered while versions are swapped
@@ -513,12 +520,7 @@ def test_new_versions_are_picked_up_and_directories_being_written_are_ignored(mo
 
 
 def test_a_broken_version_keeps_the_previous_and_a_deleted_one_falls_back(model_base, tmp_path, caplog):
-    base = tmp_path / "models"
-    shutil.copytree(model_base / "1", base / "1")
-    with DevServer(base, grpc_port=0, rest_port=0, poll_seconds=0.05) as server, \
-            grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
-        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-        assert server.wait_until_available(TIMEOUT, version=1)
+    with serving_a_copy(model_base, tmp_path) as (base, server, stub):
         (base / "3").mkdir()
         (base / "3" / "saved_model.pb").write_bytes(b"not a SavedModel")
 
