@@ -4,7 +4,8 @@ Both run eagerly and inside a `tf.function` with an unknown batch size; they low
 (While, GatherV2, TopKV2, ...), so they can live in a TF Serving SavedModel.
 
 Two layers of API:
-  - `greedy_decode(decoder, memories, ...)` / `beam_search(decoder, memories, ...)` for a `LuongDecoder`;
+  - `greedy_decode(decoder, memories, ...)` / `beam_search(decoder, memories, ...)` for any
+    `layers.CaptionDecoder` (`LuongDecoder` today);
   - `greedy_search(step_fn, state, batch_size, ...)` / `beam_search_loop(step_fn, state, batch_size, ...)`
     for any `step_fn(tokens [N], state) -> (log_probs [N, V], new_state[, extras])`, where `state` is a
     flat tuple of [N, ...] tensors (possibly empty) and `extras` an optional tuple of per-step outputs
@@ -21,7 +22,7 @@ log-probability; 0.0 the raw log-probability. Beam search ranks hypotheses by th
 
 from keras import ops
 
-from audiocaps_tf.data.vocabulary import BOS_ID, EOS_ID, PAD_ID
+from audiocaps_tf.tokens.vocabulary import BOS_ID, EOS_ID, PAD_ID
 
 __all__ = [
     "MAX_CAPTION_LENGTH",
@@ -64,7 +65,7 @@ def _unpack_step(outputs):
 
 
 def decoder_step_fn(decoder, memories, memory_masks=None):
-    """`step_fn(tokens, state) -> (log_probs, state, alphas)` of a `LuongDecoder` over fixed memories."""
+    """`step_fn(tokens, state) -> (log_probs, state, alphas)` of a `CaptionDecoder` over fixed memories."""
     memories, memory_masks = decoder.prepare_memories(memories, memory_masks)
     keys = decoder.attention_keys(memories) if decoder.use_attention else None
 
@@ -257,7 +258,7 @@ def greedy_decode(
     pad_id=PAD_ID,
     length_penalty=1.0,
 ):
-    """Greedy captions from a built `LuongDecoder` (the original code's decoding, beam width 1).
+    """Greedy captions from a built `CaptionDecoder` (the original code's decoding, beam width 1).
 
     memories: list of [B, T_i, D_i] (ignored without attention); memory_masks: list of [B, T_i] or None;
     initial_state: None, [h, c] or a vector [B, S] (see `LuongDecoder.initial_decoding_state`).
@@ -294,7 +295,7 @@ def beam_search(
     eos_id=EOS_ID,
     pad_id=PAD_ID,
 ):
-    """Beam-search captions from a built `LuongDecoder`; memories, masks and state tiled to [B * K, ...].
+    """Beam-search captions from a built `CaptionDecoder`; memories, masks and state tiled to [B * K, ...].
 
     Arguments as `greedy_decode`; outputs as `beam_search_loop`. beam_size=1 gives `greedy_decode`'s
     tokens and scores.

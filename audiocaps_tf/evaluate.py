@@ -223,7 +223,7 @@ def add_retrieval_arguments(parser):
 def run_retrieval(args):
     from audiocaps_tf import params, retrieval  # TensorFlow only for this command
     from audiocaps_tf.data.pipeline import open_source
-    from audiocaps_tf.data.vocabulary import WordVocabulary
+    from audiocaps_tf.tokens.vocabulary import WordVocabulary
 
     check_outputs(args, "json", "predictions")
     data_dir = pathlib.Path(args.data_dir)

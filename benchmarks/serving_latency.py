@@ -57,7 +57,7 @@ def export(args, model_base):
     model_path = args.model
     if model_path is None:
         from audiocaps_tf.data import demo
-        from audiocaps_tf.data.vocabulary import build_vocabulary
+        from audiocaps_tf.tokens.vocabulary import build_vocabulary
         from audiocaps_tf.models import build_captioner, get_spec
 
         vocabulary = build_vocabulary([c for spec in demo.clip_specs(200, 0) for c in demo.describe(spec, 5)])

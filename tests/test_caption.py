@@ -9,7 +9,7 @@ import soundfile
 from audiocaps_tf import caption
 from audiocaps_tf.audio.loading import load_audio
 from audiocaps_tf.data import demo
-from audiocaps_tf.data.vocabulary import build_vocabulary
+from audiocaps_tf.tokens.vocabulary import build_vocabulary
 from audiocaps_tf.models import build_captioner
 
 

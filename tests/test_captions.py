@@ -3,7 +3,7 @@ import time
 
 import pytest
 
-from audiocaps_tf.data.captions import normalize_caption, tokenize
+from audiocaps_tf.tokens.captions import normalize_caption, tokenize
 from audiocaps_tf.data.layout import read_split
 from conftest import SHARED
 

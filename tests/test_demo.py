@@ -146,7 +146,7 @@ def test_rerun_with_the_same_parameters_is_a_no_op(dataset, capsys):
 
 def test_csvs_are_written_only_after_all_audio_and_an_interrupted_run_resumes(tmp_path, monkeypatch):
     out = tmp_path / "data"
-    synthesise = demo._synthesise
+    synthesise = demo.writer._synthesise
     calls = []
 
     def failing(task):
@@ -155,14 +155,14 @@ def test_csvs_are_written_only_after_all_audio_and_an_interrupted_run_resumes(tm
             raise RuntimeError("disk full")
         return synthesise(task)
 
-    monkeypatch.setattr(demo, "_synthesise", failing)
+    monkeypatch.setattr(demo.writer, "_synthesise", failing)
     with pytest.raises(RuntimeError, match="disk full"):
         demo.make_demo_dataset(out, 10, seed=3, workers=1, progress=False)
     assert not any(split_path(out, split).exists() for split in SPLITS)
     assert len(list((out / "audio").glob("*.wav"))) == 3
     assert json.loads((out / "demo.json").read_text())["complete"] is False
 
-    monkeypatch.setattr(demo, "_synthesise", synthesise)
+    monkeypatch.setattr(demo.writer, "_synthesise", synthesise)
     demo.make_demo_dataset(out, 10, seed=3, workers=1, progress=False)  # resumes: same parameters
     reference = demo.make_demo_dataset(tmp_path / "reference", 10, seed=3, workers=1, progress=False)
     assert _files(out) == _files(reference)

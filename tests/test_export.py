@@ -19,11 +19,11 @@ import tensorflow as tf
 from audiocaps_tf import params
 from audiocaps_tf.audio import load_audio
 from audiocaps_tf.data import demo
-from audiocaps_tf.data.vocabulary import build_vocabulary
+from audiocaps_tf.tokens.vocabulary import build_vocabulary
 from audiocaps_tf.export import ExportError, export_model
 from audiocaps_tf.export import __main__ as export_cli
 from audiocaps_tf.export import exporter
-from audiocaps_tf.export.detokenizer import graph_detokenizer
+from audiocaps_tf.tokens.graph_detokenizer import graph_detokenizer
 from audiocaps_tf.export.serving_graph import CaptionSignatures
 from audiocaps_tf.export.warmup import WARMUP_FILE, check_warmup, read_warmup
 from audiocaps_tf.models import build_captioner

@@ -4,6 +4,7 @@ Every run trains on a tiny demo dataset (40 clips: 32 train, 4 val, 4 test) with
 """
 
 import csv
+import dataclasses
 import json
 import os
 import pathlib
@@ -20,9 +21,10 @@ import tensorflow as tf
 from audiocaps_tf import fit, metrics
 from audiocaps_tf.data import demo
 from audiocaps_tf.data.layout import read_split, split_path
-from audiocaps_tf.data.vocabulary import load_vocabulary
+from audiocaps_tf.tokens.vocabulary import load_vocabulary
 from audiocaps_tf.training import run_dir as run_dir_lib
 from audiocaps_tf.training.callbacks import ValidationCallback
+from audiocaps_tf.training.config import RUN_ARGUMENTS, FitConfig
 from audiocaps_tf.training.losses import MaskedSmoothedCrossEntropy
 
 CLIPS = 40
@@ -344,6 +346,72 @@ def test_bad_options_are_reported(cache, tmp_path, capsys):
     assert fit.main(["--model-overrides", '{"unitz": 8}', "--out", str(tmp_path / "b")]) == 1
     assert "unitz" in capsys.readouterr().err
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Options
+
+
+def _parsed(argv):
+    return FitConfig.from_args(fit.build_parser().parse_args(argv))
+
+
+def test_fit_config_round_trips_through_config_json(tmp_path):
+    (tmp_path / "data").mkdir()
+    configs = [
+        FitConfig(),
+        _parsed(["--model", "topdown-alignedatt", "--attributes", "gt", "--epochs", "2.5", "--lr", "0.01"])[0],
+        _parsed(["--model", "vggish-lstm", "--vggish-trainable", "--data-dir", str(tmp_path / "data")])[0],
+        _parsed(["--tfrecords", str(tmp_path / "data"), *TINY[2:]])[0],
+        _parsed([*TINY, "--demo-seed", "3", "--strategy", "mirrored", "--patience", "0"])[0],
+    ]
+    for config in configs:
+        options = json.loads(json.dumps(config.to_json()))  # as config.json holds them
+        assert FitConfig.from_json(options) == config
+        assert FitConfig.from_json(options).to_json() == config.to_json()
+    assert configs[0].to_json()["data"] == {"kind": "demo", "clips": fit.DEMO_CLIPS, "seed": fit.DEMO_SEED}
+    assert configs[2].to_json()["data"] == {"kind": "data_dir", "path": str((tmp_path / "data").resolve())}
+    # A run directory written before FitConfig existed: the same options, keys and order.
+    saved = json.loads((REPO / "tests" / "fixtures" / "legacy_0_1" / "run" / "config.json").read_text())
+    options = {k: v for k, v in saved.items() if k not in ("format", "version", "created")}
+    assert list(FitConfig.from_json(options).to_json().items()) == list(options.items())
+    assert _parsed([*TINY, "--epochs", "1"])[0].to_json() == options
+    with pytest.raises(fit.FitError, match="unknown options.*colour"):
+        FitConfig.from_json({**options, "colour": "red"})
+
+
+def test_every_fit_config_option_has_exactly_one_flag():
+    parser = fit.build_parser()
+    actions = [action for action in parser._actions if action.dest != "help"]
+    fields = dataclasses.fields(FitConfig)
+    for field in fields:
+        flags = [option for action in actions if action.dest == field.name for option in action.option_strings]
+        assert len(flags) == 1, f"FitConfig.{field.name} has the flags {flags}"
+        assert parser.get_default(field.name) is None, f"{flags[0]} has a default: `given` would not see it"
+    assert {action.dest for action in actions} - {field.name for field in fields} == set(RUN_ARGUMENTS)
+    # each flag given alone is the one option given
+    for field in fields:
+        (action,) = [action for action in actions if action.dest == field.name]
+        if action.nargs == 0:
+            value = []
+        elif action.type is pathlib.Path:
+            value = [str(REPO)]
+        elif action.choices:
+            value = [action.choices[-1]]
+        else:
+            value = ["{}" if field.name == "model_overrides" else "16"]
+        assert _parsed([action.option_strings[0], *value])[1] == {FitConfig.option_of(field)}, action.option_strings
+
+
+def test_bad_option_values_are_fit_errors_with_the_flag():
+    for argv, message in [(["--epochs", "0"], "--epochs must be positive, got 0"),
+                          (["--patience", "-1"], "--patience and --lr-patience must be >= 0"),
+                          (["--demo-clips", "5"], "--demo-clips must be at least 10"),
+                          (["--data-dir", str(REPO), "--demo-seed", "1"], "do not go with --data-dir"),
+                          (["--tfrecords", str(REPO / "nowhere")], "no such directory"),
+                          (["--model-overrides", "[8]"], "must be a JSON object")]:
+        with pytest.raises(fit.FitError, match=message):
+            _parsed(argv)
 
 
 # ---------------------------------------------------------------------------------------------------------------

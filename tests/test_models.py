@@ -16,7 +16,8 @@ import tensorflow as tf
 
 import audiocaps_tf  # noqa: F401  (registers the models for load_model)
 import fake_vggish_hub
-from audiocaps_tf.data.vocabulary import BOS_ID, EOS_ID, PAD_ID, WordVocabulary
+from model_test_case import run_captioner_test
+from audiocaps_tf.tokens.vocabulary import BOS_ID, EOS_ID, PAD_ID, WordVocabulary
 from audiocaps_tf.layers import LogMelFrontend, MFCCFrontend, VGGish, load_vggish_weights
 from audiocaps_tf.models import (
     DEFAULT_HYPER_PARAMETERS,
@@ -163,7 +164,7 @@ def test_defaults_are_the_authors_hyper_parameters(vocabulary):
         resolve_hyper_parameters({"unit": 3})
     model = build_captioner("topdown-alignedatt", vocabulary, attribute_vocabulary=ATTRIBUTE_WORDS)
     assert model.attributes == "1nn" and model.decoder.units == 128 and model.decoder.embedding_dim == 300
-    assert model.context_encoder.dropout == 0.2 and model.semantic_encoder.dropout == 0.25
+    assert model.encoder.context_encoder.dropout == 0.2 and model.encoder.semantic_encoder.dropout == 0.25
     assert model.decoder.dropout == 0.25 and model.encoder.dropout == 0.25
     assert model.decoder.num_memories == 2
     assert model.vggish.trainable is False and model.vggish.feature_names == ("fc2", "conv4")
@@ -175,6 +176,20 @@ def test_defaults_are_the_authors_hyper_parameters(vocabulary):
 
 
 # ---------------------------------------------------------------------------------------------------- every model
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_every_registry_model_passes_the_captioner_test(name, vocabulary, batch, tmp_path):
+    """`run_captioner_test` on every registry entry: a training step, generate, save / load, same outputs."""
+    inputs, targets = batch
+    model = _build(name, vocabulary)
+    spec = MODELS[name]
+    cached = {key: value for key, value in inputs.items() if key in spec.features or key == "caption_in"}
+    if spec.is_retrieval:
+        model.index(np.random.default_rng(5).normal(size=(4, model.caption_index.feature_dim)), CAPTIONS)
+    elif spec.uses_attributes:
+        _random_index(model, np.random.default_rng(5))
+    run_captioner_test(model, cached, targets, tmp_path)
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
@@ -371,7 +386,7 @@ def test_save_and_load_model(name, vocabulary, batch, tmp_path):
     inputs, targets = batch
     cached = _roundtrip_inputs(inputs)
     model = _build(name, vocabulary)
-    if model.is_retrieval:
+    if isinstance(model, NearestNeighbourCaptioner):
         model.index(np.random.default_rng(8).normal(size=(4, 20)), CAPTIONS)
     else:
         _compile(model).train_on_batch(cached, targets)

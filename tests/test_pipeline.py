@@ -12,7 +12,7 @@ import tensorflow as tf
 from audiocaps_tf.audio.loading import load_audio
 from audiocaps_tf.data import pipeline, records
 from audiocaps_tf.data.layout import Clip
-from audiocaps_tf.data.vocabulary import BOS_ID, EOS_ID, PAD_ID, WordVocabulary
+from audiocaps_tf.tokens.vocabulary import BOS_ID, EOS_ID, PAD_ID, WordVocabulary
 
 MFCC_CHANNELS = 20
 

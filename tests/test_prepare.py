@@ -16,9 +16,9 @@ import fake_vggish_hub
 from audiocaps_tf.audio.loading import load_audio
 from audiocaps_tf.data import attributes, prepare, records
 from audiocaps_tf.data.__main__ import main
-from audiocaps_tf.data.captions import normalize_caption
+from audiocaps_tf.tokens.captions import normalize_caption
 from audiocaps_tf.data.layout import read_splits
-from audiocaps_tf.data.vocabulary import load_vocabulary
+from audiocaps_tf.tokens.vocabulary import load_vocabulary
 from audiocaps_tf.layers import MFCCFrontend
 from audiocaps_tf.layers.vggish_weights import VGGishWeightsUnavailableError
 

@@ -8,7 +8,7 @@ import soundfile as sf
 
 from audiocaps_tf import evaluate, retrieval
 from audiocaps_tf.data.pipeline import DataDirSource
-from audiocaps_tf.data.vocabulary import WordVocabulary
+from audiocaps_tf.tokens.vocabulary import WordVocabulary
 from audiocaps_tf.layers import MFCCFrontend
 from fake_vggish_hub import random_values, write_module
 

@@ -20,7 +20,7 @@ import tensorflow as tf
 from audiocaps_tf import caption, fit
 from audiocaps_tf.audio import load_audio
 from audiocaps_tf.data import demo
-from audiocaps_tf.data.vocabulary import build_vocabulary
+from audiocaps_tf.tokens.vocabulary import build_vocabulary
 from audiocaps_tf.export import __main__ as export_cli
 from audiocaps_tf.export import export_model
 from audiocaps_tf.models import build_captioner

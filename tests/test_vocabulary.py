@@ -4,9 +4,9 @@ import json
 import numpy as np
 import pytest
 
-from audiocaps_tf.data.captions import normalize_caption, tokenize
+from audiocaps_tf.tokens.captions import normalize_caption, tokenize
 from audiocaps_tf.data.layout import read_split
-from audiocaps_tf.data.vocabulary import (
+from audiocaps_tf.tokens.vocabulary import (
     BOS_ID,
     CONFIG_FILE,
     EOS_ID,

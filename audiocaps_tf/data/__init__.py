@@ -1,27 +1,43 @@
-"""AudioCaps data: the layout, captions and vocabulary, the demo dataset, download, TFRecords and input pipelines."""
+"""AudioCaps data: the layout, attribute words, the demo dataset, download, TFRecords and input pipelines.
 
-from audiocaps_tf.data.captions import normalize_caption, tokenize
-from audiocaps_tf.data.demo import make_demo_dataset
-from audiocaps_tf.data.layout import SPLITS, AudioIndex, Clip, DataError, read_split, read_splits
-from audiocaps_tf.data.pipeline import evaluation_dataset, open_source, training_dataset
-from audiocaps_tf.data.prepare import prepare_dataset, read_manifest
-from audiocaps_tf.data.vocabulary import build_vocabulary, load_vocabulary
+    layout.py       the directory layout every command reads (split CSVs, audio/), clips, DataError
+    attributes.py   attribute words (labels or caption keywords) and the 1NN search over pooled features
+    records.py      the TFRecord schema of prepared clips
+    prepare.py      `data prepare`: clips decoded once into TFRecords with the chosen features
+    pipeline.py     tf.data pipelines over prepared TFRecords or raw audio, for training and evaluation
+    download.py     `data download`: the AudioCaps CSVs and audio from YouTube
+    stats.py        `data stats`: the paper's Table 1
+    demo/           `data demo`: the synthetic demo dataset
 
-__all__ = [
-    "SPLITS",
-    "AudioIndex",
-    "Clip",
-    "DataError",
-    "build_vocabulary",
-    "evaluation_dataset",
-    "load_vocabulary",
-    "make_demo_dataset",
-    "normalize_caption",
-    "open_source",
-    "prepare_dataset",
-    "read_manifest",
-    "read_split",
-    "read_splits",
-    "tokenize",
-    "training_dataset",
-]
+The names below are imported when first used (PEP 562), so importing one module of `data` never loads the demo
+synthesiser, `prepare` or the download code with it. Caption text and tokenizers are in `audiocaps_tf.tokens`.
+"""
+
+import importlib
+
+_EXPORTS = {
+    "SPLITS": "layout",
+    "AudioIndex": "layout",
+    "Clip": "layout",
+    "DataError": "layout",
+    "read_split": "layout",
+    "read_splits": "layout",
+    "evaluation_dataset": "pipeline",
+    "open_source": "pipeline",
+    "training_dataset": "pipeline",
+    "prepare_dataset": "prepare",
+    "read_manifest": "prepare",
+    "make_demo_dataset": "demo",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))

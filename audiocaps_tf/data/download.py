@@ -63,6 +63,7 @@ from tqdm import tqdm
 from audiocaps_tf.arguments import non_negative_float, positive_float, positive_int
 from audiocaps_tf.audio.loading import FFMPEG_ENV_VAR, AudioError, find_ffmpeg, load_audio
 from audiocaps_tf.data.layout import AUDIO_DIR, SPLITS, AudioIndex, DataError, read_split, split_path
+from audiocaps_tf.files import atomic_path
 from audiocaps_tf.params import CLIP_SECONDS, SAMPLE_RATE
 
 HELP = "download the AudioCaps CSVs and each clip's 10 s of audio from YouTube (yt-dlp + ffmpeg)"
@@ -479,17 +480,11 @@ def read_missing(data_dir):
 
 
 def _write_missing(data_dir, rows):
-    path = os.path.join(data_dir, MISSING_CSV)
-    fd, temp_path = tempfile.mkstemp(dir=data_dir, prefix=f".{MISSING_CSV}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
+    with atomic_path(os.path.join(data_dir, MISSING_CSV)) as temporary:
+        with open(temporary, "w", newline="", encoding="utf-8") as f:
             writer = csv.DictWriter(f, fieldnames=MISSING_COLUMNS)
             writer.writeheader()
             writer.writerows(rows)
-        os.replace(temp_path, path)
-    finally:
-        if os.path.exists(temp_path):
-            os.unlink(temp_path)
 
 
 def download_audio(data_dir, clips_by_split, workers=DEFAULT_WORKERS, attempts=DEFAULT_ATTEMPTS,

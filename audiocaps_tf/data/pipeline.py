@@ -38,7 +38,7 @@ import tensorflow as tf
 from audiocaps_tf.audio.loading import AudioError, load_audio
 from audiocaps_tf.data import records
 from audiocaps_tf.data.layout import AudioIndex, read_split, split_path
-from audiocaps_tf.data.vocabulary import BOS_ID, PAD_ID, Vocabulary, load_vocabulary
+from audiocaps_tf.tokens.vocabulary import BOS_ID, PAD_ID, Vocabulary, load_vocabulary
 
 __all__ = [
     "MANIFEST_FILE",

@@ -20,12 +20,10 @@ vocabulary as a ragged list), its attribute words, and the features `prepare` wa
 import numpy as np
 import tensorflow as tf
 
-# `prepare --features` names -> the record fields they write.
-FEATURE_FIELDS = {
-    "waveform": ("waveform",),
-    "vggish": ("vggish_fc2", "vggish_conv4", "vggish_conv3"),
-    "mfcc": ("mfcc",),
-}
+from audiocaps_tf.features import PREPARE_FEATURES
+
+# `prepare --features` names -> the record fields they write (`audiocaps_tf.features`).
+FEATURE_FIELDS = PREPARE_FEATURES
 TENSOR_FIELDS = ("vggish_fc2", "vggish_conv4", "vggish_conv3", "mfcc")
 WAVEFORM_SCALE = 32767.0  # int16 full scale, symmetric so -1 and 1 both fit
 

@@ -9,9 +9,9 @@ import json
 import pathlib
 import statistics
 
-from audiocaps_tf.data.captions import normalize_caption, tokenize
+from audiocaps_tf.tokens.captions import normalize_caption, tokenize
 from audiocaps_tf.data.layout import SPLITS, DataError, read_split, split_path
-from audiocaps_tf.data.vocabulary import RESERVED_TOKENS, WordVocabulary
+from audiocaps_tf.tokens.vocabulary import RESERVED_TOKENS, WordVocabulary
 
 HELP = "print the paper's Table 1 statistics of a data directory"
 

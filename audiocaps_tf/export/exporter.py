@@ -12,6 +12,7 @@ from audiocaps_tf import __version__, params
 from audiocaps_tf.export import model_base as model_base_dir
 from audiocaps_tf.export.serving_graph import INPUT_SIGNATURES, OUTPUT_NAMES, CaptionSignatures
 from audiocaps_tf.export.warmup import WARMUP_FILE, check_warmup, warmup_logs, write_warmup
+from audiocaps_tf.models.task import Captioner
 
 EXPORT_INFO_FILE = "audiocaps_tf_export.json"  # in assets.extra/, beside the warm-up requests
 # The TF Serving release the exports are meant for (its Docker image is tensorflow/serving:<this>.0): the one built
@@ -34,16 +35,12 @@ class ExportResult:
 
 
 def _check_exportable(model):
-    if not hasattr(model, "decode") or not hasattr(model, "spec"):
+    if not isinstance(model, Captioner):
         raise ExportError(f"not an audiocaps_tf captioner: {type(model).__name__}")
-    if getattr(model, "is_retrieval", False):
-        if model.caption_index.size == 0 or not model.captions:
-            raise ExportError(f"{model.model_name} has an empty caption index: call index(...) before exporting")
-    elif model.uses_attributes and model.attribute_index.size == 0:
-        raise ExportError(
-            f"{model.model_name} has an empty attribute index, so served clips would get no attribute words: "
-            "call set_attribute_index(...) before exporting (fit does)"
-        )
+    try:
+        model.check_ready()
+    except ValueError as err:
+        raise ExportError(f"{err} before exporting (fit does)") from None
 
 
 def export_info(model, version, beam_size, max_length):

@@ -16,6 +16,8 @@ import os
 import pathlib
 import shutil
 
+from audiocaps_tf.files import atomic_path
+
 KERAS_MODEL_FILE = "model.keras"
 
 
@@ -87,7 +89,8 @@ def save_keras_model(model, model_base, version):
     """
     model_base = pathlib.Path(model_base)
     versioned = model_base / f"model-{version}.keras"
-    model.save(versioned)
+    with atomic_path(versioned, keep_suffix=True) as temporary:  # a killed export leaves no half-written file
+        model.save(temporary)
     latest = model_base / KERAS_MODEL_FILE
     staging = model_base / f".{KERAS_MODEL_FILE}-{os.getpid()}"
     try:

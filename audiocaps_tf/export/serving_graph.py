@@ -20,7 +20,6 @@ import keras
 
 from audiocaps_tf import params
 from audiocaps_tf.audio.graph import wav_to_waveform, waveform_to_clip
-from audiocaps_tf.export.detokenizer import graph_detokenizer
 
 DEFAULT_SIGNATURE = "serving_default"
 WAVEFORM_SIGNATURE = "caption_waveform"
@@ -74,7 +73,7 @@ def waveform_clips(waveform, sample_rate):
 
 
 class CaptionSignatures:
-    """The serving functions of one captioner (`AudioCaptioner` or `NearestNeighbourCaptioner`).
+    """The serving functions of one captioner (any `models.Captioner`).
 
     `caption(waveforms)` is what both signatures end with; `archive()` is a `keras.export.ExportArchive` holding
     the model and the two signatures, ready for `write_out`.
@@ -86,22 +85,12 @@ class CaptionSignatures:
         self.model = model
         self.beam_size = int(beam_size)
         self.max_length = max_length
-        self._detokenize = graph_detokenizer(model.vocabulary)
-        # The 1NN models answer the retrieved caption's text itself (words outside the vocabulary included), as
-        # their `generate` does; one extra "" row stands for the empty index's sentinel.
-        self._retrieved = (
-            tf.constant(list(model.captions) + [""], tf.string) if getattr(model, "is_retrieval", False) else None
-        )
 
     def caption(self, waveforms):
         """float32 [B, CLIP_SAMPLES] at 16 kHz -> {"caption", "score", "tokens"}."""
         result = self.model.decode({"waveform": waveforms}, beam_size=self.beam_size, max_length=self.max_length)
         tokens = tf.cast(result["tokens"], tf.int32)
-        if self._retrieved is not None:
-            caption = tf.gather(self._retrieved, result["indices"])
-        else:
-            caption = self._detokenize(tokens)
-        return {"caption": caption, "score": tf.cast(result["scores"], tf.float32), "tokens": tokens}
+        return {"caption": self.model.caption_strings(result), "score": tf.cast(result["scores"], tf.float32), "tokens": tokens}
 
     def serving_default(self, audio):
         return self.caption(wav_clips(audio))

@@ -2,7 +2,10 @@
 
 from audiocaps_tf.layers.layer_norm_lstm_cell import LayerNormLSTM, LayerNormLSTMCell
 from audiocaps_tf.layers.log_mel_frontend import LogMelFrontend
+from audiocaps_tf.layers.caption_decoder import CaptionDecoder
 from audiocaps_tf.layers.luong_decoder import LuongDecoder
+from audiocaps_tf.layers.masking import masked_mean, time_mask
+from audiocaps_tf.layers.nearest_neighbour_index import NearestNeighbourIndex
 from audiocaps_tf.layers.mfcc_frontend import MFCCFrontend
 from audiocaps_tf.layers.vggish import VGGish
 from audiocaps_tf.layers.vggish_weights import load_vggish_weights, save_vggish_weights
@@ -13,6 +16,10 @@ from audiocaps_tf.layers.sequence_encoder import BiLSTMEncoder
 from audiocaps_tf.layers.top_down_encoder import TopDownEncoder
 
 __all__ = [
+    "CaptionDecoder",
+    "NearestNeighbourIndex",
+    "masked_mean",
+    "time_mask",
     "LayerNormLSTM",
     "LayerNormLSTMCell",
     "LuongDecoder",

@@ -3,8 +3,9 @@
 import keras
 from keras import ops
 
-from audiocaps_tf.data.vocabulary import PAD_ID
+from audiocaps_tf.layers.caption_decoder import CaptionDecoder
 from audiocaps_tf.layers.layer_norm_lstm_cell import LayerNormLSTMCell
+from audiocaps_tf.tokens.vocabulary import PAD_ID
 
 SCORES = ("general", "dot")
 ATTENTION_LAYERS = ("shared", "per_memory")
@@ -19,7 +20,7 @@ def _is_shape(value):
 
 
 @keras.saving.register_keras_serializable(package="audiocaps_tf")
-class LuongDecoder(keras.layers.Layer):
+class LuongDecoder(CaptionDecoder):
     """Caption decoder of the paper, section 4.2, "Temporal attention over attention flow" (eqs. 10-13).
 
     At step m, with y_{m-1} the previous word and one or more memories M_i [B, T_i, D_i]:

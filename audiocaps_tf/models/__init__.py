@@ -1,11 +1,22 @@
-"""The paper's captioning models (Tables 2 and 3) by name, as whole Keras models.
+"""The captioners: keras-hub's preprocessor / encoder / decoder / task split, and the paper's models by name.
+
+    features.py (package root)  the feature table: record fields, sizes, frontends
+    preprocessor.py   `AudioPreprocessor`: waveform -> features (MFCC, or log-mel + VGGish)
+    encoders/         one class per encoder family, each returning memories, masks and an initial state
+    (layers/)         `CaptionDecoder` (the decoder interface) and `LuongDecoder`; `NearestNeighbourIndex`
+    task.py           `Captioner`: the task base (generate, decode cache, detokenisation, features)
+    audio_captioner.py  `AudioCaptioner`: preprocessor -> encoder -> decoder
+    nearest_neighbour.py  `NearestNeighbourCaptioner`: the 1NN baselines
+    registry.py       the paper's models as data: name -> `ModelSpec`
+    components.py     a spec's preprocessor, encoder and decoder
+    builder.py        `build_captioner(name, vocabulary, ...)`
+    legacy.py         models saved by version 0.1 load with their weights
 
     from audiocaps_tf.models import MODEL_NAMES, build_captioner
     captioner = build_captioner("topdown-alignedatt", vocabulary, attribute_vocabulary=words, attributes="1nn")
 
-`AudioCaptioner` (generative models) and `NearestNeighbourCaptioner` (1NN retrieval) both carry their frontend and
-tokenizer, caption raw audio with `generate(waveforms)` and reload whole with `keras.models.load_model(path)` once
-`audiocaps_tf` is imported.
+Every captioner carries its preprocessor and tokenizer, captions raw audio with `generate(waveforms)` and reloads
+whole with `keras.models.load_model(path)` once `audiocaps_tf` is imported.
 """
 
 from audiocaps_tf.models.registry import (
@@ -15,12 +26,15 @@ from audiocaps_tf.models.registry import (
     MODEL_NAMES,
     MODELS,
     ModelSpec,
-    build_captioner,
     get_spec,
     resolve_hyper_parameters,
 )
-from audiocaps_tf.models.nearest_neighbour import NearestNeighbourCaptioner, NearestNeighbourIndex
-from audiocaps_tf.models.captioner import AudioCaptioner
+from audiocaps_tf.models.preprocessor import AudioPreprocessor
+from audiocaps_tf.models.task import Captioner
+from audiocaps_tf.models.audio_captioner import AudioCaptioner
+from audiocaps_tf.models.nearest_neighbour import NearestNeighbourCaptioner
+from audiocaps_tf.models.builder import build_captioner
+from audiocaps_tf.layers.nearest_neighbour_index import NearestNeighbourIndex
 
 __all__ = [
     "ATTRIBUTE_SOURCES",
@@ -30,6 +44,8 @@ __all__ = [
     "MODELS",
     "ModelSpec",
     "AudioCaptioner",
+    "AudioPreprocessor",
+    "Captioner",
     "NearestNeighbourCaptioner",
     "NearestNeighbourIndex",
     "build_captioner",

@@ -14,19 +14,31 @@
     topdown-semtempatt       TopDown-SemTempAtt(1NN|GT)       fc2, conv4 + attributes    topdown   words, audio
     topdown-alignedatt       TopDown-AlignedAtt(1NN|GT)       fc2, conv4 + attributes    topdown   words, context
 
-(fc2, conv4, conv3: the record fields vggish_fc2, vggish_conv4, vggish_conv3.)
+(fc2, conv4, conv3: the record fields vggish_fc2, vggish_conv4, vggish_conv3; `audiocaps_tf.features`.)
+
+The registry is data: each name is a `ModelSpec` (the features its preprocessor computes, its encoder class, its
+decoder, the paper's row), and `models.builder.build_captioner` turns one into a model. A new encoder is one class
+(`models.encoders`) and one `ModelSpec` line here.
 
 Every generative model initialises its decoder with the encoded audio (section 5.2: "-LSTM ... the encoded audio
 feature is set as the initial state of the LSTM"); "-LSTM" baselines have no other path from the audio
 (`attention=False`), the others also attend over time ("TempAtt", Luong et al. 2015). Our choice, the paper does not
 say: the TopDown rows attend over the top-down encoder's outputs, because the paper compares them with the TempAtt
 rows ("they outperform their counterparts") and its Figure 4 applies temporal attention to the TopDown features.
-`build_captioner` (below) turns a name into a model; `captioner.AudioCaptioner` documents the wiring.
+`audio_captioner.AudioCaptioner` documents the wiring.
 """
 
 import dataclasses
 
 from audiocaps_tf.decoding import MAX_CAPTION_LENGTH
+from audiocaps_tf.features import feature, vggish_outputs
+from audiocaps_tf.models.encoders import (
+    ATTRIBUTE_SOURCES,
+    BiLSTMAudioEncoder,
+    MFCCAudioEncoder,
+    SemanticTopDownEncoder,
+    TopDownAudioEncoder,
+)
 
 __all__ = [
     "ModelSpec",
@@ -37,28 +49,19 @@ __all__ = [
     "DEFAULT_HYPER_PARAMETERS",
     "resolve_hyper_parameters",
     "get_spec",
-    "build_captioner",
 ]
-
-# Where semantic models get their attribute words (section 4.2; Table 3): the nearest training clip's labels, or
-# the clip's own ground-truth labels (an upper bound).
-ATTRIBUTE_SOURCES = ("1nn", "gt")
-
-# Record field -> VGGish output name.
-VGGISH_OUTPUTS = {"vggish_fc2": "fc2", "vggish_conv4": "conv4", "vggish_conv3": "conv3"}
-FEATURE_SIZES = {"mfcc": 20, "vggish_fc2": 128, "vggish_conv4": 512, "vggish_conv3": 256}
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
     """What a model name means.
 
-    features: the cached record fields it consumes (it accepts "waveform" instead).
-    encoder: "retrieval" (1NN, no network), "mfcc" (`MFCCEncoder`), "bilstm" (`BiLSTMEncoder`) or "topdown"
-        (`TopDownEncoder` over the features in this order, top level first).
+    features: the cached record fields it consumes, which its preprocessor computes from "waveform".
+    encoder: the `models.encoders` class (its `from_spec` builds it), or None for the 1NN retrieval models.
     attention: whether the decoder attends over memories (False: the "-LSTM" baselines).
     semantic: None, "semtempatt" (attribute words as a second memory, independent of the temporal attention) or
         "alignedatt" (attention flow + context biLSTM: the paper's aligned semantic attention).
+    decoder: the decoder's name in `models.builder.DECODERS` ("luong": `LuongDecoder`).
     row: the paper's row label; "{attributes}" is filled with "1NN" or "GT" (`row_label`).
     table: the paper's table holding the row.
     """
@@ -66,14 +69,15 @@ class ModelSpec:
     name: str
     row: str
     features: tuple
-    encoder: str
+    encoder: type = None
     attention: bool = True
     semantic: str = None
     table: int = 2
+    decoder: str = "luong"
 
     @property
     def is_retrieval(self):
-        return self.encoder == "retrieval"
+        return self.encoder is None
 
     @property
     def uses_attributes(self):
@@ -81,12 +85,12 @@ class ModelSpec:
 
     @property
     def uses_vggish(self):
-        return any(field in VGGISH_OUTPUTS for field in self.features)
+        return any(feature(field).frontend == "vggish" for field in self.features)
 
     @property
     def vggish_outputs(self):
         """VGGish outputs the model needs, in the order of `features`."""
-        return tuple(VGGISH_OUTPUTS[field] for field in self.features if field in VGGISH_OUTPUTS)
+        return vggish_outputs(self.features)
 
     def row_label(self, attributes=None):
         """The row's label in the paper's tables, e.g. "TopDown-AlignedAtt(1NN)"."""
@@ -96,35 +100,22 @@ class ModelSpec:
 
 
 _SPECS = (
-    ModelSpec("1nn-mfcc", "1NN-MFCC", ("mfcc",), "retrieval", attention=False),
-    ModelSpec("1nn-vggish", "1NN-VGGish", ("vggish_fc2",), "retrieval", attention=False),
-    ModelSpec("mfcc-lstm", "MFCC-LSTM", ("mfcc",), "mfcc", attention=False),
-    ModelSpec("vggish-lstm", "VGGish-LSTM", ("vggish_fc2",), "bilstm", attention=False),
-    ModelSpec("tempatt-mfcc-lstm", "TempAtt-MFCC-LSTM", ("mfcc",), "mfcc"),
-    ModelSpec("tempatt-vggish-fc2-lstm", "TempAtt-VGGish(FC2)-LSTM", ("vggish_fc2",), "bilstm"),
-    ModelSpec("tempatt-vggish-c4-lstm", "TempAtt-VGGish(C4)-LSTM", ("vggish_conv4",), "bilstm"),
-    ModelSpec("tempatt-vggish-c3-lstm", "TempAtt-VGGish(C3)-LSTM", ("vggish_conv3",), "bilstm"),
-    ModelSpec("topdown-vggish-lstm", "TopDown-VGGish(FC2,C4)-LSTM", ("vggish_fc2", "vggish_conv4"), "topdown"),
-    ModelSpec(
-        "topdown-vggish3-lstm",
-        "TopDown-VGGish(FC2,C4,C3)-LSTM",
-        ("vggish_fc2", "vggish_conv4", "vggish_conv3"),
-        "topdown",
-    ),
-    ModelSpec(
-        "topdown-semtempatt",
-        "TopDown-SemTempAtt({attributes})",
-        ("vggish_fc2", "vggish_conv4"),
-        "topdown",
-        semantic="semtempatt",
-    ),
-    ModelSpec(
-        "topdown-alignedatt",
-        "TopDown-AlignedAtt({attributes})",
-        ("vggish_fc2", "vggish_conv4"),
-        "topdown",
-        semantic="alignedatt",
-    ),
+    ModelSpec("1nn-mfcc", "1NN-MFCC", ("mfcc",), None, attention=False),
+    ModelSpec("1nn-vggish", "1NN-VGGish", ("vggish_fc2",), None, attention=False),
+    ModelSpec("mfcc-lstm", "MFCC-LSTM", ("mfcc",), MFCCAudioEncoder, attention=False),
+    ModelSpec("vggish-lstm", "VGGish-LSTM", ("vggish_fc2",), BiLSTMAudioEncoder, attention=False),
+    ModelSpec("tempatt-mfcc-lstm", "TempAtt-MFCC-LSTM", ("mfcc",), MFCCAudioEncoder),
+    ModelSpec("tempatt-vggish-fc2-lstm", "TempAtt-VGGish(FC2)-LSTM", ("vggish_fc2",), BiLSTMAudioEncoder),
+    ModelSpec("tempatt-vggish-c4-lstm", "TempAtt-VGGish(C4)-LSTM", ("vggish_conv4",), BiLSTMAudioEncoder),
+    ModelSpec("tempatt-vggish-c3-lstm", "TempAtt-VGGish(C3)-LSTM", ("vggish_conv3",), BiLSTMAudioEncoder),
+    ModelSpec("topdown-vggish-lstm", "TopDown-VGGish(FC2,C4)-LSTM", ("vggish_fc2", "vggish_conv4"),
+              TopDownAudioEncoder),
+    ModelSpec("topdown-vggish3-lstm", "TopDown-VGGish(FC2,C4,C3)-LSTM", ("vggish_fc2", "vggish_conv4", "vggish_conv3"),
+              TopDownAudioEncoder),
+    ModelSpec("topdown-semtempatt", "TopDown-SemTempAtt({attributes})", ("vggish_fc2", "vggish_conv4"),
+              SemanticTopDownEncoder, semantic="semtempatt"),
+    ModelSpec("topdown-alignedatt", "TopDown-AlignedAtt({attributes})", ("vggish_fc2", "vggish_conv4"),
+              SemanticTopDownEncoder, semantic="alignedatt"),
 )
 
 MODELS = {spec.name: spec for spec in _SPECS}
@@ -202,46 +193,3 @@ def get_spec(name):
         return MODELS[name]
     except KeyError:
         raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(MODEL_NAMES)}") from None
-
-
-def build_captioner(name, vocabulary, attribute_vocabulary=None, attributes=None, vggish_trainable=False,
-                    **overrides):
-    """The captioner of the model `name`, with the authors' hyper-parameters unless overridden.
-
-    Args:
-        name: one of MODEL_NAMES.
-        vocabulary: the caption `Vocabulary` (or its `get_config()` dict); the model carries it.
-        attribute_vocabulary: the attribute words (strings) of semantic models; required for them.
-        attributes: "1nn" (default of semantic models) or "gt"; ignored by the other models.
-        vggish_trainable: fine-tune VGGish when training end to end from waveforms (frozen by default).
-        **overrides: hyper-parameters (`resolve_hyper_parameters`), e.g. units=8, embedding_dim=8 for tiny models;
-            also name=, dtype= (e.g. "mixed_float16") for the Keras model. 1NN models take only
-            max_caption_length and ignore the others.
-
-    Returns an `AudioCaptioner`, or a `NearestNeighbourCaptioner` for the 1nn-* names.
-    """
-    from audiocaps_tf.models.captioner import AudioCaptioner
-    from audiocaps_tf.models.nearest_neighbour import NearestNeighbourCaptioner
-
-    spec = get_spec(name)
-    model_kwargs = {key: overrides.pop(key) for key in ("name", "dtype") if key in overrides}
-    hyper = resolve_hyper_parameters(overrides)
-    if spec.is_retrieval:
-        return NearestNeighbourCaptioner(
-            name, vocabulary, max_caption_length=hyper["max_caption_length"], **model_kwargs
-        )
-    if spec.uses_attributes:
-        attributes = attributes or "1nn"
-        if attribute_vocabulary is None:
-            raise ValueError(f"{name} needs an attribute_vocabulary (the attribute words)")
-    else:
-        attributes, attribute_vocabulary = None, None
-    return AudioCaptioner(
-        name,
-        vocabulary,
-        attribute_vocabulary=attribute_vocabulary,
-        attributes=attributes,
-        vggish_trainable=vggish_trainable,
-        **hyper,
-        **model_kwargs,
-    )

@@ -1,5 +1,7 @@
 """Training infrastructure of `python -m audiocaps_tf.fit`.
 
+    config.py       FitConfig: every option of a run (default, flag, checks), its command line and config.json form
+    trainer.py      the run of a FitConfig: run directory, data, training (or 1NN indexing), scoring the test split
     losses.py       label-smoothed cross-entropy over caption tokens, <pad> ignored, exact under tf.distribute
     strategy.py     --strategy names -> tf.distribute strategies
     run_dir.py      the run directory: what it holds, creating, refusing and resuming runs

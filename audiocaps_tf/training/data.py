@@ -9,28 +9,26 @@
                       ~/.cache/audiocaps_tf): CACHE/demo-<clips>-<seed>/ (audio, CSVs) and
                       CACHE/demo-<clips>-<seed>-<features>/ (its prepared TFRecords), reused by later runs.
 
-Also here: per-clip metadata of a split, attribute overrides (the 1NN attribute variant) and pooled features.
+Also here: per-clip metadata of a split and attribute overrides (the 1NN attribute variant).
 """
 
 import hashlib
 import os
 import pathlib
 
-import numpy as np
 import tensorflow as tf
 
 from audiocaps_tf import params
+from audiocaps_tf.features import prepare_features
 from audiocaps_tf.data import demo, pipeline, prepare
 
 __all__ = [
     "CACHE_ENV",
     "cache_root",
-    "prepare_features",
     "demo_paths",
     "prepared_directory",
     "clip_table",
     "AttributeOverride",
-    "pooled_features",
     "training_stream",
 ]
 
@@ -40,21 +38,6 @@ CACHE_ENV = "AUDIOCAPS_TF_CACHE"
 def cache_root():
     """$AUDIOCAPS_TF_CACHE, else ~/.cache/audiocaps_tf."""
     return pathlib.Path(os.environ.get(CACHE_ENV) or pathlib.Path.home() / ".cache" / "audiocaps_tf")
-
-
-def prepare_features(fields):
-    """The `prepare --features` names that write the record `fields`, in `prepare.FEATURES` order."""
-    names = set()
-    for field in fields:
-        if field == "waveform":
-            names.add("waveform")
-        elif field == "mfcc":
-            names.add("mfcc")
-        elif field.startswith("vggish"):
-            names.add("vggish")
-        else:
-            raise ValueError(f"no `prepare` feature writes the field {field!r}")
-    return [name for name in prepare.FEATURES if name in names]
 
 
 def _features_tag(features, vggish_weights):
@@ -136,18 +119,6 @@ class AttributeOverride:
             return dict(clip, attributes=values[row])
 
         return self.source.clip_dataset(fields, shuffle=shuffle, seed=seed).map(replace)
-
-
-def pooled_features(model, source, fields, field=None, batch_size=64):
-    """(keys, float32 [N, C]): `model.pooled_features` (time-mean over the non-padded steps) of every clip."""
-    keys, pooled = [], []
-    for batch in pipeline.evaluation_dataset(source, fields, batch_size=batch_size):
-        inputs = {name: batch[name] for name in fields}
-        pooled.append(np.asarray(model.pooled_features(inputs, field=field), np.float32))
-        keys.extend(k.decode() for k in batch["key"].numpy())
-    if not keys:
-        raise ValueError(f"{source}: no clips")
-    return keys, np.concatenate(pooled)
 
 
 def training_stream(source, fields, batch_size, epochs, seed=0, first_epoch=0, max_caption_length=None):

@@ -15,7 +15,6 @@ import numpy as np
 import tensorflow as tf
 
 from audiocaps_tf import metrics
-from audiocaps_tf.models.nearest_neighbour import cached_decode_function
 
 __all__ = ["attribute_key", "model_inputs", "decode", "caption_split", "score_rows", "predictions_csv", "EVALUATION_KEYS"]
 
@@ -43,7 +42,7 @@ def model_inputs(batch, fields, attributes_as=None):
 def decode(model, inputs, beam_size=1):
     """`model.decode(inputs, beam_size)` as NumPy arrays, through the model's cached `tf.function` of it (traced
     once per input structure, shapes relaxed)."""
-    return tf.nest.map_structure(np.asarray, cached_decode_function(model, beam_size, None)(inputs))
+    return tf.nest.map_structure(np.asarray, model.decode_function(beam_size)(inputs))
 
 
 def _strings(values):
@@ -52,16 +51,12 @@ def _strings(values):
 
 def caption_split(model, dataset, fields, beam_size=1, samples=0):
     """(rows, samples) of captioning every clip of `dataset` (see the module docstring)."""
-    vocabulary = model.vocabulary
     attributes_as = attribute_key(model)
     rows, kept = [], []
     for batch in dataset:
         outputs = decode(model, model_inputs(batch, fields, attributes_as), beam_size)
         tokens = np.asarray(outputs["tokens"])
-        if "indices" in outputs and getattr(model, "captions", None):  # 1NN: the retrieved caption's own text
-            captions = [model.captions[i] for i in np.asarray(outputs["indices"]).reshape(-1)]
-        else:
-            captions = [vocabulary.decode(ids) for ids in tokens]
+        captions = model.captions_of(outputs)
         lengths = np.asarray(outputs.get("lengths", [len(t) for t in tokens]))
         attention = outputs.get("attention")
         if isinstance(attention, dict):

@@ -15,7 +15,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from audiocaps_tf.data.vocabulary import PAD_ID
+from audiocaps_tf.tokens.vocabulary import PAD_ID
 
 __all__ = ["DEFAULT_LABEL_SMOOTHING", "MaskedSmoothedCrossEntropy", "smoothed_token_losses"]
 

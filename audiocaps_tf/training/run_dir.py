@@ -19,10 +19,10 @@ run directory is never overwritten.
 
 import datetime
 import json
-import os
 import pathlib
 
 import audiocaps_tf
+from audiocaps_tf.files import write_text_atomically
 
 __all__ = [
     "CONFIG_FILE",
@@ -70,17 +70,6 @@ def default_run_dir(model, root="runs", now=None):
     """`runs/<model>-<YYYYmmdd-HHMMSS>`."""
     now = now or datetime.datetime.now()
     return pathlib.Path(root) / f"{model}-{now:%Y%m%d-%H%M%S}"
-
-
-def write_text_atomically(path, text):
-    """Writes `text` to a temporary file beside `path`, then renames it: readers see the old or the new file."""
-    path = pathlib.Path(path)
-    temporary = path.with_name(path.name + ".partial")
-    with open(temporary, "w", encoding="utf-8", newline="") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(temporary, path)
 
 
 def write_json_atomically(path, data):

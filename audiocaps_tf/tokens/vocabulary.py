@@ -14,7 +14,7 @@ import io
 import json
 import pathlib
 
-from audiocaps_tf.data.captions import normalize_caption
+from audiocaps_tf.tokens.captions import normalize_caption
 
 __all__ = [
     "PAD_ID",

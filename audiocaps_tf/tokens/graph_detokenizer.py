@@ -6,7 +6,7 @@ table (raw `tf.lookup` tables inside a Keras `ExportArchive` can end up untracke
 
 import tensorflow as tf
 
-from audiocaps_tf.data.vocabulary import BOS_ID, EOS_ID, PAD_ID
+from audiocaps_tf.tokens.vocabulary import BOS_ID, EOS_ID, PAD_ID
 
 # What SentencePiece prints for its <unk> piece (its default `unk_surface`), and its word-boundary mark.
 SENTENCEPIECE_UNK_SURFACE = " \u2047 "

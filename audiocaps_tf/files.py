@@ -1,0 +1,55 @@
+"""Writing a file so that a reader sees the old file or the new one, never half of one (a leaf: stdlib only).
+
+    with atomic_path(path) as temporary:     write `temporary` (a file, or a directory) any way you like;
+        soundfile.write(temporary, ...)      it is renamed onto `path` when the block ends, removed if it raises
+    write_text_atomically(path, text)        the common case
+
+The temporary name is `path` + ".partial" beside it (one file system, so the rename is atomic); commands that
+resume (`prepare`, `data demo`) recognise and remove such leftovers of an interrupted run.
+"""
+
+import contextlib
+import os
+import pathlib
+import shutil
+
+__all__ = ["PARTIAL_SUFFIX", "atomic_path", "write_text_atomically", "write_bytes_atomically"]
+
+PARTIAL_SUFFIX = ".partial"
+
+
+@contextlib.contextmanager
+def atomic_path(path, durable=True, keep_suffix=False):
+    """Yields the temporary path to write instead of `path`; see the module docstring. `durable`: fsync a file
+    before the rename, so a crash right after cannot leave an empty file under the final name. `keep_suffix`:
+    "model.partial.keras" rather than "model.keras.partial", for writers that check the suffix (Keras)."""
+    path = pathlib.Path(path)
+    if keep_suffix:
+        temporary = path.with_name(path.stem + PARTIAL_SUFFIX + path.suffix)
+    else:
+        temporary = path.with_name(path.name + PARTIAL_SUFFIX)
+    try:
+        yield temporary
+        if durable and temporary.is_file():
+            with open(temporary, "rb+") as f:
+                os.fsync(f.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        if temporary.is_dir():
+            shutil.rmtree(temporary, ignore_errors=True)
+        elif temporary.exists():
+            temporary.unlink()
+        raise
+
+
+def write_text_atomically(path, text, encoding="utf-8", durable=True):
+    """Writes `text` (newlines as given) to `path` through `atomic_path`."""
+    with atomic_path(path, durable=durable) as temporary:
+        with open(temporary, "w", encoding=encoding, newline="") as f:
+            f.write(text)
+
+
+def write_bytes_atomically(path, data, durable=True):
+    """Writes `data` to `path` through `atomic_path`."""
+    with atomic_path(path, durable=durable) as temporary:
+        temporary.write_bytes(data)

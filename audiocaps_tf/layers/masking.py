@@ -1,0 +1,23 @@
+"""Masks of zero-padded feature sequences, and means over their valid steps (`keras.ops`)."""
+
+from keras import ops
+
+__all__ = ["time_mask", "masked_mean"]
+
+
+def time_mask(features):
+    """[B, T, C] features -> [B, T] bool: True where a step has any non-zero value, step 0 always True.
+
+    The input pipeline pads features with zeros to the longest clip of a batch; a real feature row is never exactly
+    zero in every channel. Step 0 stays valid so a clip never has no step at all.
+    """
+    valid = ops.any(ops.not_equal(features, 0), axis=-1)
+    first = ops.expand_dims(ops.equal(ops.arange(ops.shape(features)[1]), 0), 0)
+    return ops.logical_or(valid, first)
+
+
+def masked_mean(features, mask):
+    """Mean of [B, T, C] features over the steps where mask [B, T] is True, in float32: [B, C]."""
+    features = ops.cast(features, "float32")
+    weights = ops.expand_dims(ops.cast(mask, "float32"), -1)
+    return ops.sum(features * weights, axis=1) / ops.maximum(ops.sum(weights, axis=1), 1.0)

@@ -1,0 +1,44 @@
+"""The pieces of a registry entry: `build_components(spec, ...)` -> its preprocessor, encoder and decoder.
+
+They are made in the order their weights are drawn (preprocessor, encoder, decoder), so a seed gives the same
+model as before the preprocessor / encoder / decoder split. The encoder class of a spec makes itself
+(`AudioEncoder.from_spec`); `DECODERS` maps a spec's decoder name to the function that makes it.
+"""
+
+from audiocaps_tf.layers.luong_decoder import LuongDecoder
+from audiocaps_tf.models.preprocessor import AudioPreprocessor
+from audiocaps_tf.tokens.vocabulary import PAD_ID
+
+__all__ = ["DECODERS", "build_components", "luong_decoder"]
+
+
+def luong_decoder(spec, hyper, vocabulary_size, encoder, dtype=None):
+    """The paper's decoder (eqs. 10-13) over the encoder's memories, or none for the "-LSTM" baselines."""
+    return LuongDecoder(
+        vocabulary_size,
+        embedding_dim=hyper["embedding_dim"],
+        units=hyper["units"],
+        num_memories=len(encoder.memory_depths) if spec.attention else 1,
+        score=hyper["score"],
+        dropout=hyper["decoder_dropout"],
+        use_attention=spec.attention,
+        attention_layer=hyper["attention_layer"],
+        attention_activation=hyper["attention_activation"],
+        pad_id=PAD_ID,
+        name="decoder",
+        dtype=dtype,
+    )
+
+
+DECODERS = {"luong": luong_decoder}
+
+
+def build_components(spec, vocabulary_size, hyper, attribute_vocabulary=None, attributes=None,
+                     vggish_trainable=False, dtype=None):
+    """{"preprocessor", "encoder", "decoder"} of a generative `spec` (resolved hyper-parameters `hyper`)."""
+    preprocessor = AudioPreprocessor(spec.features, vggish_trainable=vggish_trainable, name="preprocessor",
+                                     dtype=dtype)
+    encoder = spec.encoder.from_spec(spec, hyper, dtype=dtype, **(
+        {"attribute_vocabulary": attribute_vocabulary, "attributes": attributes} if spec.uses_attributes else {}))
+    decoder = DECODERS[spec.decoder](spec, hyper, vocabulary_size, encoder, dtype=dtype)
+    return {"preprocessor": preprocessor, "encoder": encoder, "decoder": decoder}

@@ -1,0 +1,269 @@
+"""The options of `python -m audiocaps_tf.fit`: `FitConfig`, their one list, and what is derived from it.
+
+    FitConfig                    every option of a run, with its default; checked when built (a FitError says why)
+    FitConfig.from_args(args)    (the options of parsed command-line arguments, the names of those given explicitly)
+    FitConfig.to_json/from_json  the options as RUN_DIR/config.json holds them (`training/run_dir.py`)
+    add_arguments(parser)        the command line: `_ARGUMENTS`, one flag per option plus the run-time arguments
+
+In config.json the four data fields (data_dir, tfrecords, demo_clips, demo_seed) are one option, "data":
+{"kind": "demo", "clips": N, "seed": S}, {"kind": "data_dir", "path": DIR} or {"kind": "tfrecords", "path": DIR}.
+Nothing here imports TensorFlow; the model registry is imported when a FitConfig is built.
+"""
+
+import copy
+import dataclasses
+import json
+import pathlib
+
+__all__ = ["FitConfig", "FitError", "add_arguments", "default_batch_size", "RUN_ARGUMENTS"]
+
+DEFAULT_MODEL = "tempatt-mfcc-lstm"
+# The demo run: sized to finish in about 5 minutes on 2 CPU cores (measured: 5 min 6 s from an empty cache, demo
+# synthesis and feature preparation included; 4 min 22 s once they are cached).
+DEMO_CLIPS = 1000
+DEMO_SEED = 0
+EPOCHS = 40
+BATCH_SIZE = 128  # the authors'
+MIN_STEPS_PER_EPOCH = 25  # the default batch is halved (down to 8) until an epoch has this many steps
+LEARNING_RATE = 1e-3
+MIN_LEARNING_RATE = 1e-4
+CLIP_NORM = 0.4
+LABEL_SMOOTHING = 0.02
+ADAM = {"beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-8}  # not options: the authors'
+VALIDATION_FREQUENCY = 1.0
+PATIENCE = 8
+LR_PATIENCE = 3
+
+
+class FitError(RuntimeError):
+    """A run that cannot start or go on; the message says why."""
+
+
+def default_batch_size(pairs):
+    """The authors' batch (128), halved while an epoch of `pairs` training pairs would have fewer than
+    MIN_STEPS_PER_EPOCH steps, down to 8: small sets get enough updates per epoch."""
+    batch = BATCH_SIZE
+    while batch > 8 and pairs / batch < MIN_STEPS_PER_EPOCH:
+        batch //= 2
+    return batch
+
+
+_DATA = {"option": "data"}  # field metadata: the config.json option the field is part of (default: its name)
+_POSITIVE = {"positive": True}  # field metadata: must be > 0 (None, where allowed, is not checked)
+
+
+def _field(default, metadata):
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+@dataclasses.dataclass
+class FitConfig:
+    """The options of a fit run, in config.json's order; the defaults are the command line's.
+
+    `attributes` is only set for semantic models ("1nn" when None), `vggish_weights` and `vggish_trainable` only for
+    VGGish models (the weights default to the TF Hub handle; a path is made absolute): others get None / False.
+    """
+
+    model: str = DEFAULT_MODEL
+    model_overrides: dict = dataclasses.field(default_factory=dict)  # model hyper-parameters
+    data_dir: str | None = _field(None, _DATA)  # an AudioCaps-layout directory (absolute), or
+    tfrecords: str | None = _field(None, _DATA)  # a prepared directory (absolute), or neither: the demo dataset
+    demo_clips: int = _field(DEMO_CLIPS, _DATA)
+    demo_seed: int = _field(DEMO_SEED, _DATA)
+    epochs: float = _field(EPOCHS, _POSITIVE)
+    batch_size: int | None = _field(None, _POSITIVE)  # per replica; None: `default_batch_size` of the training set
+    learning_rate: float = _field(LEARNING_RATE, _POSITIVE)
+    min_learning_rate: float = MIN_LEARNING_RATE
+    clip_norm: float = CLIP_NORM
+    label_smoothing: float = LABEL_SMOOTHING
+    validation_frequency: float = _field(VALIDATION_FREQUENCY, _POSITIVE)
+    patience: int = PATIENCE
+    lr_patience: int = LR_PATIENCE
+    beam_size: int = _field(1, _POSITIVE)
+    strategy: str = "auto"
+    seed: int = 0
+    attributes: str | None = None
+    vggish_weights: str | None = None
+    vggish_trainable: bool = False
+
+    def __post_init__(self):
+        from audiocaps_tf.models.registry import get_spec, resolve_hyper_parameters
+
+        try:
+            spec = get_spec(self.model)
+        except ValueError as err:
+            raise FitError(str(err)) from None
+        self.model_overrides = dict(self.model_overrides or {})
+        self.attributes = ("1nn" if self.attributes is None else self.attributes) if spec.uses_attributes else None
+        self.vggish_weights = _vggish_source(self.vggish_weights) if spec.uses_vggish else None
+        self.vggish_trainable = bool(self.vggish_trainable) if spec.uses_vggish else False
+        if float(self.epochs).is_integer():
+            self.epochs = int(self.epochs)
+        if self.data_dir is not None and self.tfrecords is not None:
+            raise FitError("--data-dir and --tfrecords do not go together: one dataset per run")
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if field.metadata.get("positive") and value is not None and not value > 0:
+                raise FitError(f"--{field.name.replace('_', '-')} must be positive, got {value}")
+        if self.patience < 0 or self.lr_patience < 0:
+            raise FitError("--patience and --lr-patience must be >= 0")
+        try:
+            resolve_hyper_parameters(self.model_overrides)
+        except TypeError as err:
+            raise FitError(f"--model-overrides: {err}") from None
+        if self.data["kind"] == "demo" and self.demo_clips < 10:
+            raise FitError("--demo-clips must be at least 10 (train, val and test need clips)")
+
+    @property
+    def data(self):
+        """The dataset as config.json's "data" option (module docstring)."""
+        if self.data_dir is not None:
+            return {"kind": "data_dir", "path": self.data_dir}
+        if self.tfrecords is not None:
+            return {"kind": "tfrecords", "path": self.tfrecords}
+        return {"kind": "demo", "clips": self.demo_clips, "seed": self.demo_seed}
+
+    @staticmethod
+    def option_of(field):
+        """The config.json option a field (a `dataclasses.Field`) is part of."""
+        return field.metadata.get("option", field.name)
+
+    def to_json(self):
+        """The options as config.json holds them (a JSON-serialisable dict, in config.json's order)."""
+        options = {}
+        for field in dataclasses.fields(self):
+            name = self.option_of(field)
+            options[name] = self.data if name == "data" else copy.deepcopy(getattr(self, field.name))
+        return options
+
+    @classmethod
+    def from_json(cls, options):
+        """The FitConfig of config.json's options (`to_json`); a FitError for an option it does not know."""
+        unknown = set(options) - {cls.option_of(field) for field in dataclasses.fields(cls)}
+        if unknown:
+            raise FitError(f"unknown options in the run's options: {', '.join(sorted(unknown))}")
+        values = dict(options)
+        data = values.pop("data", None)
+        if data is not None:
+            kind = data.get("kind")
+            if kind == "demo":
+                values.update(demo_clips=data["clips"], demo_seed=data["seed"])
+            elif kind in ("data_dir", "tfrecords"):
+                values[kind] = data["path"]
+            else:
+                raise FitError(f"unknown kind of data in the run's options: {json.dumps(data)}")
+        return cls(**values)
+
+    @classmethod
+    def from_args(cls, args):
+        """(the FitConfig of parsed arguments `args`, names of the config.json options given explicitly).
+
+        An argument that is None was not given and takes its default.
+        """
+        fields = dataclasses.fields(cls)
+        values = {field.name: getattr(args, field.name) for field in fields
+                  if getattr(args, field.name, None) is not None}
+        given = {cls.option_of(field) for field in fields if field.name in values}
+        if ("data_dir" in values or "tfrecords" in values) and ("demo_clips" in values or "demo_seed" in values):
+            raise FitError("--demo-clips and --demo-seed describe the demo dataset; they do not go with --data-dir or "
+                           "--tfrecords")
+        for name in ("data_dir", "tfrecords"):
+            if name in values:
+                path = pathlib.Path(values[name])
+                if not path.is_dir():
+                    raise FitError(f"--{name.replace('_', '-')} {path}: no such directory")
+                values[name] = str(path.resolve())
+        if not values.get("demo_clips", 1):
+            del values["demo_clips"]  # --demo-clips 0: the default, as it always was
+        if "model_overrides" in values:
+            values["model_overrides"] = _model_overrides(values["model_overrides"])
+        return cls(**values), given
+
+
+def _model_overrides(text):
+    try:
+        overrides = json.loads(text)
+    except ValueError as err:
+        raise FitError(f"--model-overrides is not JSON: {err}") from None
+    if not isinstance(overrides, dict):
+        raise FitError("--model-overrides must be a JSON object, e.g. '{\"units\": 8}'")
+    return overrides
+
+
+def _vggish_source(value):
+    from audiocaps_tf import params
+
+    if value is None:
+        return params.VGGISH_HUB_HANDLE
+    if value.startswith(("http://", "https://", "gs://")):
+        return value
+    return str(pathlib.Path(value).resolve())
+
+
+def _arguments():
+    """The command line in --help order: (group, add_argument's arguments). The dest of a flag is a FitConfig field,
+    or one of RUN_ARGUMENTS. Group None: the options; "data": mutually exclusive; "advanced": its own section."""
+    from audiocaps_tf.models.registry import ATTRIBUTE_SOURCES, MODEL_NAMES
+    from audiocaps_tf.training.strategy import STRATEGIES
+
+    return [
+        (None, "--model", dict(choices=MODEL_NAMES, metavar="NAME",
+                               help=f"model to train (default {DEFAULT_MODEL}); one of: {', '.join(MODEL_NAMES)}")),
+        ("data", "--data-dir", dict(type=pathlib.Path, metavar="DIR",
+                                    help="AudioCaps-layout directory with audio; its features are prepared into "
+                                         "RUN_DIR/data")),
+        ("data", "--tfrecords", dict(type=pathlib.Path, metavar="DIR",
+                                     help="directory written by `python -m audiocaps_tf.data prepare`")),
+        (None, "--out", dict(type=pathlib.Path, metavar="RUN_DIR",
+                             help="run directory (default runs/<model>-<YYYYmmdd-HHMMSS>); never overwritten")),
+        (None, "--resume", dict(action="store_true",
+                                help="continue the unfinished run in --out with its own options (options given "
+                                     "again must match, except --strategy and --beam-size)")),
+        (None, "--epochs", dict(type=float, metavar="N", help=f"epochs of the training data (default {EPOCHS})")),
+        (None, "--batch-size", dict(type=int, metavar="B",
+                                    help=f"captions per batch and replica (default: {BATCH_SIZE}, the authors', "
+                                         f"halved for small training sets until an epoch has {MIN_STEPS_PER_EPOCH} "
+                                         "steps: 32 for the demo)")),
+        (None, "--lr", dict(dest="learning_rate", type=float, metavar="LR",
+                            help=f"initial learning rate (default {LEARNING_RATE:g})")),
+        (None, "--min-lr", dict(dest="min_learning_rate", type=float, metavar="LR",
+                                help=f"floor of the plateau decay (default {MIN_LEARNING_RATE:g})")),
+        (None, "--beam-size", dict(type=int, metavar="K", help="beam width for the test split (default 1)")),
+        (None, "--strategy", dict(choices=STRATEGIES, help="tf.distribute strategy (default auto)")),
+        (None, "--seed", dict(type=int, metavar="S", help="random seed (default 0)")),
+        (None, "--validation-frequency", dict(type=float, metavar="EPOCHS",
+                                              help="epochs between validations, e.g. 0.3 as the authors (default 1)")),
+        (None, "--patience", dict(type=int, metavar="N", help=f"stop after N validations without a better CIDEr "
+                                                              f"(default {PATIENCE}; 0: never)")),
+        (None, "--lr-patience", dict(type=int, metavar="N",
+                                     help=f"halve the learning rate after N validations without improvement "
+                                          f"(default {LR_PATIENCE}; 0: never)")),
+        (None, "--attributes", dict(choices=ATTRIBUTE_SOURCES,
+                                    help="attribute words of semantic models: 1nn (default) or gt")),
+        (None, "--vggish-weights", dict(metavar="SOURCE", help="VGGish weights: TF Hub handle (default), extracted "
+                                                               "module dir or TF1 checkpoint")),
+        (None, "--vggish-trainable", dict(action="store_true", default=None,
+                                          help="fine-tune VGGish end to end from waveforms (VGGish models)")),
+        (None, "--demo-clips", dict(type=int, metavar="N", help=f"clips of the demo dataset (default {DEMO_CLIPS})")),
+        (None, "--demo-seed", dict(type=int, metavar="S", help=f"seed of the demo dataset (default {DEMO_SEED})")),
+        (None, "--workers", dict(type=int, metavar="N", help="processes decoding or synthesising audio while "
+                                                             "preparing data (default: one per CPU)")),
+        ("advanced", "--model-overrides", dict(metavar="JSON", help="model hyper-parameters as JSON, e.g. "
+                                                                    "'{\"units\": 8, \"embedding_dim\": 8}'")),
+        ("advanced", "--label-smoothing", dict(type=float, help=f"(default {LABEL_SMOOTHING})")),
+        ("advanced", "--clip-norm", dict(type=float, help=f"global gradient-norm clipping (default {CLIP_NORM})")),
+    ]
+
+
+# Arguments of the command line that are not options of the run (not in config.json): `trainer.run`'s arguments.
+RUN_ARGUMENTS = ("out", "resume", "workers")
+
+
+def add_arguments(parser):
+    """Adds fit's command line to `parser`: a flag for every FitConfig field (its dest) and for RUN_ARGUMENTS. Every
+    FitConfig flag defaults to None (not given: `FitConfig.from_args` takes the field's default)."""
+    groups = {None: parser, "data": parser.add_mutually_exclusive_group(),
+              "advanced": parser.add_argument_group("advanced")}
+    for group, flag, keywords in _arguments():
+        groups[group].add_argument(flag, **keywords)
+    return parser

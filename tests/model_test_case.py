@@ -1,0 +1,46 @@
+"""`run_captioner_test`: what every captioner must do, in one helper (keras-hub's `run_task_test` /
+`run_model_saving_test` for our tasks): one training step, `generate`, a `.keras` round trip, the same outputs after.
+"""
+
+import keras
+import numpy as np
+
+from audiocaps_tf.models import AudioCaptioner, Captioner
+from audiocaps_tf.tokens.vocabulary import PAD_ID
+
+
+def _np(x):
+    return keras.ops.convert_to_numpy(x)
+
+
+def run_captioner_test(model, inputs, targets, tmp_path, max_length=6):
+    """Checks `model` (a built captioner, with its index set if it needs one) on a batch (`inputs`, `targets`).
+
+    Generative captioners take one compiled training step (`train_on_batch`, finite loss). Every captioner then
+    generates greedy and beam-2 captions, saves to `.keras`, reloads with `safe_mode=True` as the same class and
+    config, and gives the same weights, tokens, scores and captions after the reload. Returns the reloaded model.
+    """
+    assert isinstance(model, Captioner)
+    if isinstance(model, AudioCaptioner):
+        model.compile(optimizer=keras.optimizers.Adam(0.01), loss=keras.losses.SparseCategoricalCrossentropy(
+            from_logits=True, ignore_class=PAD_ID))
+        loss = model.train_on_batch(model.model_inputs(inputs), targets)
+        assert np.isfinite(loss)
+    features = {key: value for key, value in inputs.items() if key != "caption_in"}
+    greedy = model.generate(features, max_length=max_length)
+    beam = model.generate(features, beam_size=2, max_length=max_length)
+    assert len(greedy) == len(beam) == len(targets) and all(isinstance(c, str) for c in greedy + beam)
+
+    path = tmp_path / f"{model.model_name or 'captioner'}.keras"
+    model.save(path)
+    restored = keras.models.load_model(path, safe_mode=True)
+    assert type(restored) is type(model) and restored.get_config() == model.get_config()
+    assert len(restored.weights) == len(model.weights)
+    for before, after in zip(model.weights, restored.weights):
+        np.testing.assert_array_equal(_np(before), _np(after), err_msg=before.path)
+    expected, got = model.decode(features, max_length=max_length), restored.decode(features, max_length=max_length)
+    np.testing.assert_array_equal(_np(expected["tokens"]), _np(got["tokens"]))
+    np.testing.assert_allclose(_np(expected["scores"]), _np(got["scores"]), rtol=1e-6, atol=1e-6)
+    assert restored.generate(features, max_length=max_length) == greedy
+    assert restored.generate(features, beam_size=2, max_length=max_length) == beam
+    return restored
