@@ -17,17 +17,13 @@ Other --splits may be added to an OUT later: splits are independent, the options
 Exits non-zero when a split ends up with no clip at all.
 """
 
-import collections
 import concurrent.futures
 import contextlib
-import hashlib
-import json
 import logging
 import math
 import multiprocessing
 import os
 import pathlib
-import re
 import shutil
 import sys
 
@@ -36,10 +32,20 @@ import tqdm
 
 import audiocaps_tf
 from audiocaps_tf import params
-from audiocaps_tf.audio.loading import AudioError, load_audio
-from audiocaps_tf.files import PARTIAL_SUFFIX, atomic_path, write_text_atomically
-from audiocaps_tf.data import attributes
+from audiocaps_tf.data import attributes, decode_workers, prepared
 from audiocaps_tf.data.layout import AUDIO_DIR, AUDIO_EXTENSIONS, SPLITS, AudioIndex, DataError, read_split, split_path
+from audiocaps_tf.data.prepared import (  # the layout of OUT, re-exported
+    DEFAULT_FEATURES,
+    FEATURES,
+    KEYWORDS_FILE,
+    MANIFEST_FILE,
+    TOKENIZER_DIR,
+    feature_shapes,
+    read_manifest,
+    shard_files,
+    shard_name,
+)
+from audiocaps_tf.files import PARTIAL_SUFFIX, atomic_path, write_text_atomically
 from audiocaps_tf.tokens.vocabulary import TOKENIZERS, build_vocabulary, load_vocabulary
 
 __all__ = [
@@ -61,18 +67,8 @@ __all__ = [
 
 HELP = "decode the audio once and write sharded TFRecords with captions, token ids, attributes and features"
 
-MANIFEST_FILE = "manifest.json"
-TOKENIZER_DIR = "tokenizer"
-KEYWORDS_FILE = "keywords.txt"
-LOCK_FILE = ".prepare.lock"
-MANIFEST_FORMAT = "audiocaps_tf.prepare/1"
-
-FEATURES = ("waveform", "vggish", "mfcc")  # the `--features` names, in the order fields are listed
-DEFAULT_FEATURES = ("waveform", "mfcc")  # neither needs a download
 DEFAULT_SHARD_SIZE = 256  # ~96 MB per shard with waveforms (320 kB int16 each), ~14 MB without
 DEFAULT_BATCH_SIZE = 16  # clips per batch through the TF feature extractors
-
-_SHARD_PATTERN = re.compile(r"^(?P<split>\w+)-\d{5}-of-\d{5}\.tfrecord(\.partial)?$")
 
 logger = logging.getLogger(__name__)
 
@@ -91,283 +87,6 @@ class EmptySplitError(DataError):
     def __init__(self, message, manifest):
         super().__init__(message)
         self.manifest = manifest
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Names and shapes
-# ---------------------------------------------------------------------------------------------------------------
-
-
-def shard_name(split, index, count):
-    """File name of shard `index` (0-based) of the `count` shards of `split`."""
-    return f"{split}-{index:05d}-of-{count:05d}.tfrecord"
-
-
-def clip_samples(sample_rate=params.SAMPLE_RATE, duration=params.CLIP_SECONDS):
-    """Samples per clip: every waveform is padded or cut to this length by `load_audio`."""
-    return round(duration * sample_rate)
-
-
-def feature_shapes(features, num_samples=None):
-    """{record field: shape} of every field the `features` write, for clips of `num_samples` samples."""
-    from audiocaps_tf.layers.log_mel_frontend import num_log_mel_examples
-    from audiocaps_tf.layers.vggish import FEATURES as VGGISH_CHANNELS
-
-    num_samples = clip_samples() if num_samples is None else num_samples
-    shapes = {}
-    for feature in _canonical_features(features):
-        if feature == "waveform":
-            shapes["waveform"] = [num_samples]
-        elif feature == "mfcc":
-            frames = 1 + (max(num_samples, params.MFCC_FFT_LENGTH) - params.MFCC_FFT_LENGTH) // params.MFCC_HOP_SAMPLES
-            shapes["mfcc"] = [frames, params.MFCC_NUM_COEFFICIENTS]
-        elif feature == "vggish":
-            steps = num_log_mel_examples(num_samples)
-            for name in ("fc2", "conv4", "conv3"):
-                shapes[f"vggish_{name}"] = [steps, VGGISH_CHANNELS[name]]
-    return shapes
-
-
-def _canonical_features(features):
-    """The `--features` names, validated, deduplicated and in `FEATURES` order (so the order given never matters)."""
-    if isinstance(features, str):
-        features = [f for f in features.split(",") if f.strip()]
-    names = [f.strip() for f in features]
-    unknown = sorted(set(names) - set(FEATURES))
-    if unknown:
-        raise ValueError(f"unknown feature(s) {', '.join(unknown)}; choose among {', '.join(FEATURES)}")
-    if not names:
-        raise ValueError(f"no features requested; choose among {', '.join(FEATURES)}")
-    return [f for f in FEATURES if f in names]
-
-
-def _record_fields(features):
-    from audiocaps_tf.data.records import FEATURE_FIELDS
-
-    return [field for feature in _canonical_features(features) for field in FEATURE_FIELDS[feature]]
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# The manifest
-# ---------------------------------------------------------------------------------------------------------------
-
-
-def read_manifest(out_dir):
-    """The manifest `prepare_dataset` wrote into `out_dir` (a dict); DataError when there is none."""
-    path = pathlib.Path(out_dir) / MANIFEST_FILE
-    if not path.is_file():
-        raise DataError(f"{path}: no such file; {out_dir} was not written by `prepare`")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise DataError(f"{path}: not a readable manifest ({err})") from err
-    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
-        raise DataError(f"{path}: not a manifest of `prepare` (format {MANIFEST_FORMAT!r} expected)")
-    return manifest
-
-
-def shard_files(out_dir, split):
-    """Paths of the shards of `split`, in order; DataError unless the split was prepared completely."""
-    manifest = read_manifest(out_dir)
-    entry = manifest["splits"].get(split)
-    if entry is None:
-        raise DataError(f"{out_dir}: split {split!r} was not prepared (prepared: {', '.join(manifest['splits'])})")
-    if not entry["complete"]:
-        raise DataError(f"{out_dir}: split {split!r} is incomplete; run `prepare` again to finish it")
-    return [pathlib.Path(out_dir) / shard["file"] for shard in entry["shards"]]
-
-
-def _save_manifest(out_dir, manifest):
-    write_text_atomically(out_dir / MANIFEST_FILE, json.dumps(manifest, indent=1) + "\n")
-
-
-def _file_sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _differences(previous, current):
-    """Human-readable lines for each option whose value differs."""
-    lines = []
-    for name in sorted(set(previous) | set(current)):
-        before, now = previous.get(name, "<unset>"), current.get(name, "<unset>")
-        if before != now:
-            if name == "train_csv_sha256":
-                lines.append("train_csv_sha256: train.csv (the vocabulary's source) changed since OUT was written")
-            else:
-                lines.append(f"{name}: {json.dumps(before)} in OUT, {json.dumps(now)} now")
-    return lines
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# The output directory
-# ---------------------------------------------------------------------------------------------------------------
-
-
-def _is_ours(name):
-    """Whether a name in OUT is one `prepare` writes (so an OUT without a manifest must not hold it)."""
-    base = name[: -len(PARTIAL_SUFFIX)] if name.endswith(PARTIAL_SUFFIX) else name
-    return base in (MANIFEST_FILE, TOKENIZER_DIR, KEYWORDS_FILE, LOCK_FILE) or bool(_SHARD_PATTERN.match(name))
-
-
-@contextlib.contextmanager
-def _locked(out_dir):
-    """Holds OUT/.prepare.lock (holding this process id) so two runs never write the same OUT at once."""
-    path = out_dir / LOCK_FILE
-    for _ in range(2):
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            try:
-                pid = int(path.read_text().strip() or 0)
-            except (OSError, ValueError):
-                pid = 0
-            if pid and pid != os.getpid() and _process_exists(pid):
-                raise DataError(f"{out_dir} is being written by another `prepare` (process {pid}); "
-                                f"if that is wrong, delete {path}") from None
-            path.unlink(missing_ok=True)  # left by a run that was killed
-            continue
-        with os.fdopen(fd, "w") as f:
-            f.write(f"{os.getpid()}\n")
-        break
-    else:
-        raise DataError(f"cannot take the lock {path}")
-    try:
-        yield
-    finally:
-        path.unlink(missing_ok=True)
-
-
-def _process_exists(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _check_foreign_files(out_dir):
-    """Without a manifest, OUT may hold the user's files but none of the names `prepare` writes."""
-    if not out_dir.exists():
-        return
-    if not out_dir.is_dir():
-        raise DataError(f"{out_dir} exists and is not a directory")
-    clashes = sorted(p.name for p in out_dir.iterdir() if _is_ours(p.name))
-    if clashes:
-        raise DataError(
-            f"{out_dir} has no {MANIFEST_FILE} but holds {', '.join(clashes[:5])}"
-            f"{' ...' if len(clashes) > 5 else ''}: not a directory `prepare` wrote; choose an empty or new --out"
-        )
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Decoding (worker processes) and features (this process)
-# ---------------------------------------------------------------------------------------------------------------
-
-# Run first in each spawned decode worker (through the builtin `exec`, so nothing of the package is imported to
-# run it): registers `audiocaps_tf` and `audiocaps_tf.audio` as bare packages, so unpickling `load_audio` imports
-# only audio/loading.py and params.py, not the package __init__ files that import Keras and TensorFlow
-# (~7 s and ~400 MB per worker). The workers only decode audio with NumPy, soundfile and soxr.
-#
-# It also starts a watchdog thread: a worker whose parent is killed (SIGKILL, OOM) would otherwise wait forever
-# on the task queue, whose write end it holds itself; the watchdog ends it once it has been orphaned.
-_WORKER_SETUP = """
-import os, sys, threading, time, types
-for _name, _path in {packages!r}:
-    if _name not in sys.modules:
-        _module = types.ModuleType(_name)
-        _module.__path__ = [_path]
-        sys.modules[_name] = _module
-
-def _exit_when_orphaned(parent=os.getppid()):
-    while os.getppid() == parent:
-        time.sleep(1.0)
-    os._exit(1)
-
-threading.Thread(target=_exit_when_orphaned, name="exit-when-orphaned", daemon=True).start()
-"""
-
-
-def _worker_setup_code():
-    import audiocaps_tf.audio
-
-    packages = [(m.__name__, os.path.dirname(m.__file__)) for m in (audiocaps_tf, audiocaps_tf.audio)]
-    return _WORKER_SETUP.format(packages=packages)
-
-
-def _default_workers():
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def _decoded(items, pool, window, sample_rate, duration):
-    """Yields (item, waveform or None, reason) for each `item` = (shard, clip, path), in order.
-
-    With a pool (a ProcessPoolExecutor: a worker that dies raises BrokenProcessPool rather than hanging the
-    run), up to `window` clips are decoding ahead of the consumer (ordered, bounded: memory stays at
-    `window` waveforms however slow the feature extraction is). A path of None (no audio file) decodes nothing.
-    """
-    options = {"sample_rate": sample_rate, "duration": duration}
-
-    def outcome(get):
-        try:
-            return get(), None
-        except AudioError as err:
-            return None, str(err)
-
-    if pool is None:
-        for item in items:
-            path = item[2]
-            if path is None:
-                yield item, None, None
-            else:
-                yield (item, *outcome(lambda: load_audio(path, **options)))
-        return
-    pending = collections.deque()
-    for item in items:
-        task = None if item[2] is None else pool.submit(load_audio, str(item[2]), **options)
-        pending.append((item, task))
-        if len(pending) >= window:
-            head, task = pending.popleft()
-            yield (head, None, None) if task is None else (head, *outcome(task.result))
-    while pending:
-        head, task = pending.popleft()
-        yield (head, None, None) if task is None else (head, *outcome(task.result))
-
-
-class _FeatureExtractor:
-    """Batched TF features of int16-quantised waveforms: {record field: float32 [B, ...]}."""
-
-    def __init__(self, features, vggish_weights):
-        import tensorflow as tf
-
-        from audiocaps_tf.layers import load_vggish_weights
-        from audiocaps_tf.models.preprocessor import AudioPreprocessor
-
-        self.features = features
-        self.shapes = {name: tuple(shape) for name, shape in feature_shapes(features).items()}
-        fields = [field for field in _record_fields(features) if field != "waveform"]
-        self.preprocessor = AudioPreprocessor(fields) if fields else None
-        if self.preprocessor is not None and self.preprocessor.vggish is not None:
-            load_vggish_weights(self.preprocessor.vggish, vggish_weights)
-        if self.preprocessor is not None:
-            self._compute = tf.function(self.preprocessor, input_signature=[tf.TensorSpec([None, None], tf.float32)])
-
-    def __call__(self, waveforms):
-        if self.preprocessor is None:
-            return {}
-        outputs = {name: np.asarray(value, np.float32) for name, value in self._compute(waveforms).items()}
-        for name, value in outputs.items():
-            if value.shape[1:] != self.shapes[name]:  # the manifest promises these shapes
-                raise RuntimeError(f"{name} came out {value.shape[1:]} per clip, not {self.shapes[name]}")
-        return outputs
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -420,7 +139,7 @@ def prepare_dataset(
         VGGishWeightsUnavailableError: "vggish" features without reachable weights.
     """
     data_dir, out_dir = pathlib.Path(data_dir), pathlib.Path(out_dir)
-    features = _canonical_features(features)
+    features = prepared.canonical_features(features)
     splits = list(dict.fromkeys([splits] if isinstance(splits, str) else splits))
     unknown = [s for s in splits if s not in SPLITS]
     if unknown or not splits:
@@ -438,7 +157,7 @@ def prepare_dataset(
             vggish_weights = os.path.abspath(vggish_weights)
     elif vggish_weights is not None:
         raise ValueError("vggish_weights is only used with the 'vggish' feature")
-    workers = _default_workers() if workers is None else max(0, int(workers))
+    workers = decode_workers.default_workers() if workers is None else max(0, int(workers))
     sample_rate, duration = params.SAMPLE_RATE, params.CLIP_SECONDS
 
     # Everything that can fail on the inputs fails here, before OUT is touched.
@@ -458,25 +177,25 @@ def prepare_dataset(
         "keywords": keywords,
         "shard_size": shard_size,
         "vggish_weights": vggish_weights,
-        "train_csv_sha256": _file_sha256(train_csv),
+        "train_csv_sha256": prepared.file_sha256(train_csv),
         "version": audiocaps_tf.__version__,
     }
-    csv_hashes = {split: _file_sha256(split_path(data_dir, split)) for split in splits}
+    csv_hashes = {split: prepared.file_sha256(split_path(data_dir, split)) for split in splits}
 
     created = not out_dir.exists()
     previous = None
     if (out_dir / MANIFEST_FILE).exists():
-        previous = read_manifest(out_dir)
+        previous = prepared.read_manifest(out_dir)
         _check_previous(previous, options, csv_hashes, out_dir)
     else:
-        _check_foreign_files(out_dir)
+        prepared.check_foreign_files(out_dir)
     extractor = None
     if previous is None or not all(_split_is_done(previous, split, out_dir) for split in splits):
         # Builds the frontends and loads the VGGish weights: a source that fails leaves OUT untouched.
-        extractor = _FeatureExtractor(features, vggish_weights)
+        extractor = decode_workers.FeatureExtractor(features, vggish_weights)
     out_dir.mkdir(parents=True, exist_ok=True)
     try:
-        with _locked(out_dir):
+        with prepared.locked(out_dir):
             return _prepare_locked(
                 data_dir, out_dir, options, clips, csv_hashes, train_captions, workers, batch_size, progress,
                 on_shard_complete, extractor,
@@ -497,7 +216,7 @@ def _split_is_done(manifest, split, out_dir):
 
 
 def _check_previous(manifest, options, csv_hashes, out_dir):
-    differences = _differences(manifest["options"], options)
+    differences = prepared.differences(manifest["options"], options)
     for split, digest in csv_hashes.items():
         previous = manifest["splits"].get(split)
         if previous is not None and previous["csv_sha256"] != digest:
@@ -513,16 +232,16 @@ def _prepare_locked(data_dir, out_dir, options, clips, csv_hashes, train_caption
                     on_shard_complete, extractor):
     manifest_path = out_dir / MANIFEST_FILE
     if manifest_path.exists():
-        manifest = read_manifest(out_dir)
+        manifest = prepared.read_manifest(out_dir)
         _check_previous(manifest, options, csv_hashes, out_dir)  # again, now that OUT is locked
     else:
         manifest = {
-            "format": MANIFEST_FORMAT,
+            "format": prepared.MANIFEST_FORMAT,
             "version": audiocaps_tf.__version__,
             "options": options,
             "data_dir": str(data_dir.resolve()),
-            "record_fields": _record_fields(options["features"]),
-            "feature_shapes": feature_shapes(options["features"], clip_samples(options["sample_rate"],
+            "record_fields": prepared.record_fields(options["features"]),
+            "feature_shapes": prepared.feature_shapes(options["features"], prepared.clip_samples(options["sample_rate"],
                                                                                 options["clip_seconds"])),
             "waveform_dtype": "int16" if "waveform" in options["features"] else None,
             "vocabulary": None,
@@ -530,18 +249,18 @@ def _prepare_locked(data_dir, out_dir, options, clips, csv_hashes, train_caption
             "splits": {},
             "complete": False,
         }
-        _save_manifest(out_dir, manifest)  # first: from now on, every file in OUT is known to be ours
+        prepared.save_manifest(out_dir, manifest)  # first: from now on, every file in OUT is known to be ours
 
     # Leftovers of a killed run (ours: OUT has our manifest).
     for path in out_dir.iterdir():
-        if path.name.endswith(PARTIAL_SUFFIX) and _is_ours(path.name):
+        if path.name.endswith(PARTIAL_SUFFIX) and prepared.is_ours(path.name):
             shutil.rmtree(path) if path.is_dir() else path.unlink()
 
     vocabulary = _vocabulary(out_dir, options, train_captions)
     keyword_vocabulary = _keywords(out_dir, options, train_captions)
     manifest["vocabulary"] = {"path": TOKENIZER_DIR, "kind": vocabulary.kind, "size": vocabulary.size}
     manifest["keywords"] = {"path": KEYWORDS_FILE, "size": len(keyword_vocabulary)}
-    _save_manifest(out_dir, manifest)
+    prepared.save_manifest(out_dir, manifest)
 
     index = AudioIndex(data_dir)
     plans = {split: _plan(split, clips[split], manifest, out_dir, options["shard_size"], csv_hashes[split])
@@ -549,13 +268,13 @@ def _prepare_locked(data_dir, out_dir, options, clips, csv_hashes, train_caption
     pending_clips = sum(len(shard["clips"]) for plan in plans.values() for shard in plan)
 
     if pending_clips and extractor is None:  # a shard went missing since the check before the lock
-        extractor = _FeatureExtractor(options["features"], options["vggish_weights"])
+        extractor = decode_workers.FeatureExtractor(options["features"], options["vggish_weights"])
     with contextlib.ExitStack() as stack:
         pool = None
         if pending_clips and workers > 0:
             pool = concurrent.futures.ProcessPoolExecutor(
                 min(workers, pending_clips), mp_context=multiprocessing.get_context("spawn"), initializer=exec,
-                initargs=(_worker_setup_code(), {}),  # run in a namespace of its own
+                initargs=(decode_workers.worker_setup_code(), {}),  # run in a namespace of its own
             )
             stack.callback(pool.shutdown, wait=True, cancel_futures=True)
         try:
@@ -572,7 +291,7 @@ def _prepare_locked(data_dir, out_dir, options, clips, csv_hashes, train_caption
             ) from error
 
     manifest["complete"] = all(entry["complete"] for entry in manifest["splits"].values())
-    _save_manifest(out_dir, manifest)
+    prepared.save_manifest(out_dir, manifest)
     empty = [split for split in clips if manifest["splits"][split]["clips"] == 0]
     if empty:
         details = ", ".join(
@@ -638,7 +357,7 @@ def _plan(split, split_clips, manifest, out_dir, shard_size, csv_sha256):
     for i in range(count):
         if i not in done:
             start, stop = i * shard_size, min((i + 1) * shard_size, len(split_clips))
-            plan.append({"index": i, "name": shard_name(split, i, count), "start": start, "stop": stop,
+            plan.append({"index": i, "name": prepared.shard_name(split, i, count), "start": start, "stop": stop,
                          "clips": split_clips[start:stop]})
     return plan
 
@@ -655,11 +374,11 @@ def _record_shards(entry, shards, skipped):
 def _write_split(split, plan, manifest, out_dir, index, vocabulary, keyword_vocabulary, extractor, pool, window,
                  batch_size, progress, on_shard_complete):
     entry = manifest["splits"][split]
-    _save_manifest(out_dir, manifest)
+    prepared.save_manifest(out_dir, manifest)
     if not plan:
         return
     items = [(shard["index"], clip, index.find(clip)) for shard in plan for clip in shard["clips"]]
-    stream = _decoded(items, pool, window, manifest["options"]["sample_rate"], manifest["options"]["clip_seconds"])
+    stream = decode_workers.decoded(items, pool, window, manifest["options"]["sample_rate"], manifest["options"]["clip_seconds"])
     total = entry["clips_in_csv"]
     bar = tqdm.tqdm(total=total, initial=total - len(items), unit="clip", desc=f"prepare {split}",
                     disable=not progress, dynamic_ncols=True)
@@ -671,7 +390,7 @@ def _write_split(split, plan, manifest, out_dir, index, vocabulary, keyword_voca
             shards = {s["index"]: s for s in entry["shards"]}
             shards[shard["index"]] = shard_entry
             _record_shards(entry, shards, entry["skipped"] + skipped)
-            _save_manifest(out_dir, manifest)
+            prepared.save_manifest(out_dir, manifest)
             if on_shard_complete is not None:
                 on_shard_complete(split, shard_entry)
 

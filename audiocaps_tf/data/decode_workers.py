@@ -1,0 +1,111 @@
+"""Decoding clips in worker processes (bounded, ordered) and computing their features in this one, for `prepare`."""
+
+import collections
+import os
+
+import numpy as np
+
+from audiocaps_tf.audio.loading import AudioError, load_audio
+from audiocaps_tf.data import prepared
+
+__all__ = ["FeatureExtractor", "decoded", "default_workers", "worker_setup_code"]
+
+# Run first in each spawned decode worker (through the builtin `exec`, so nothing of the package is imported to
+# run it): registers `audiocaps_tf` and `audiocaps_tf.audio` as bare packages, so unpickling `load_audio` imports
+# only audio/loading.py and params.py, not the package __init__ files that import Keras and TensorFlow
+# (~7 s and ~400 MB per worker). The workers only decode audio with NumPy, soundfile and soxr.
+#
+# It also starts a watchdog thread: a worker whose parent is killed (SIGKILL, OOM) would otherwise wait forever
+# on the task queue, whose write end it holds itself; the watchdog ends it once it has been orphaned.
+_WORKER_SETUP = """
+import os, sys, threading, time, types
+for _name, _path in {packages!r}:
+    if _name not in sys.modules:
+        _module = types.ModuleType(_name)
+        _module.__path__ = [_path]
+        sys.modules[_name] = _module
+
+def _exit_when_orphaned(parent=os.getppid()):
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(1)
+
+threading.Thread(target=_exit_when_orphaned, name="exit-when-orphaned", daemon=True).start()
+"""
+
+
+def worker_setup_code():
+    import audiocaps_tf.audio
+
+    packages = [(m.__name__, os.path.dirname(m.__file__)) for m in (audiocaps_tf, audiocaps_tf.audio)]
+    return _WORKER_SETUP.format(packages=packages)
+
+
+def default_workers():
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def decoded(items, pool, window, sample_rate, duration):
+    """Yields (item, waveform or None, reason) for each `item` = (shard, clip, path), in order.
+
+    With a pool (a ProcessPoolExecutor: a worker that dies raises BrokenProcessPool rather than hanging the
+    run), up to `window` clips are decoding ahead of the consumer (ordered, bounded: memory stays at
+    `window` waveforms however slow the feature extraction is). A path of None (no audio file) decodes nothing.
+    """
+    options = {"sample_rate": sample_rate, "duration": duration}
+
+    def outcome(get):
+        try:
+            return get(), None
+        except AudioError as err:
+            return None, str(err)
+
+    if pool is None:
+        for item in items:
+            path = item[2]
+            if path is None:
+                yield item, None, None
+            else:
+                yield (item, *outcome(lambda: load_audio(path, **options)))
+        return
+    pending = collections.deque()
+    for item in items:
+        task = None if item[2] is None else pool.submit(load_audio, str(item[2]), **options)
+        pending.append((item, task))
+        if len(pending) >= window:
+            head, task = pending.popleft()
+            yield (head, None, None) if task is None else (head, *outcome(task.result))
+    while pending:
+        head, task = pending.popleft()
+        yield (head, None, None) if task is None else (head, *outcome(task.result))
+
+
+class FeatureExtractor:
+    """Batched TF features of int16-quantised waveforms: {record field: float32 [B, ...]}."""
+
+    def __init__(self, features, vggish_weights):
+        import tensorflow as tf
+
+        from audiocaps_tf.layers import load_vggish_weights
+        from audiocaps_tf.models.preprocessor import AudioPreprocessor
+
+        self.features = features
+        self.shapes = {name: tuple(shape) for name, shape in prepared.feature_shapes(features).items()}
+        fields = [field for field in prepared.record_fields(features) if field != "waveform"]
+        self.preprocessor = AudioPreprocessor(fields) if fields else None
+        if self.preprocessor is not None and self.preprocessor.vggish is not None:
+            load_vggish_weights(self.preprocessor.vggish, vggish_weights)
+        if self.preprocessor is not None:
+            self._compute = tf.function(self.preprocessor, input_signature=[tf.TensorSpec([None, None], tf.float32)])
+
+    def __call__(self, waveforms):
+        if self.preprocessor is None:
+            return {}
+        outputs = {name: np.asarray(value, np.float32) for name, value in self._compute(waveforms).items()}
+        for name, value in outputs.items():
+            if value.shape[1:] != self.shapes[name]:  # the manifest promises these shapes
+                raise RuntimeError(f"{name} came out {value.shape[1:]} per clip, not {self.shapes[name]}")
+        return outputs
