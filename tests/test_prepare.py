@@ -14,7 +14,7 @@ import tensorflow as tf
 
 import fake_vggish_hub
 from audiocaps_tf.audio.loading import load_audio
-from audiocaps_tf.data import attributes, prepare, records
+from audiocaps_tf.data import attributes, decode_workers, prepare, records
 from audiocaps_tf.data.__main__ import main
 from audiocaps_tf.tokens.captions import normalize_caption
 from audiocaps_tf.data.layout import read_splits
@@ -209,7 +209,7 @@ def _count_decodes(monkeypatch):
         decoded.append(pathlib.Path(path).name)
         return load_audio(path, **kwargs)
 
-    monkeypatch.setattr(prepare, "load_audio", counting)
+    monkeypatch.setattr(decode_workers, "load_audio", counting)
     return decoded
 
 
