@@ -41,8 +41,8 @@ def write_csv(path, header, rows):
 @pytest.fixture(autouse=True)
 def no_spice(monkeypatch, tmp_path_factory):
     monkeypatch.delenv(metrics.SPICE_DIR_ENV, raising=False)
-    monkeypatch.setattr(metrics, "DEFAULT_CORENLP_DIR", tmp_path_factory.mktemp("no_corenlp"))
-    monkeypatch.setattr(metrics, "_spice_warned", False)
+    monkeypatch.setattr(metrics.spice, "DEFAULT_CORENLP_DIR", tmp_path_factory.mktemp("no_corenlp"))
+    monkeypatch.setattr(metrics.spice, "_spice_warned", False)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -176,7 +176,7 @@ def test_existing_output_files_are_not_overwritten_without_overwrite(tmp_path, r
 
 
 def test_no_java_is_an_error_naming_what_to_install(tmp_path, references, capsys, monkeypatch):
-    monkeypatch.setattr(metrics.shutil, "which", lambda name: None)
+    monkeypatch.setattr(metrics.java.shutil, "which", lambda name: None)
     predictions = predictions_csv(tmp_path, PREDICTIONS)
     code, _, err = run(["score", "--predictions", predictions, "--references", references], capsys)
     assert code == 1 and "no `java` is on PATH" in err and "apt-get install default-jre" in err

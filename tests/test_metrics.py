@@ -41,8 +41,8 @@ def stop_meteor_after_module():
 def no_spice(monkeypatch, tmp_path_factory):
     """No CoreNLP anywhere (even if this machine has it), and a fresh once-per-process warning."""
     monkeypatch.delenv(metrics.SPICE_DIR_ENV, raising=False)
-    monkeypatch.setattr(metrics, "DEFAULT_CORENLP_DIR", tmp_path_factory.mktemp("no_corenlp"))
-    monkeypatch.setattr(metrics, "_spice_warned", False)
+    monkeypatch.setattr(metrics.spice, "DEFAULT_CORENLP_DIR", tmp_path_factory.mktemp("no_corenlp"))
+    monkeypatch.setattr(metrics.spice, "_spice_warned", False)
 
 
 def test_meteor_runs_with_an_english_locale_even_when_java_defaults_to_german(monkeypatch):
@@ -171,7 +171,7 @@ def test_spice_launcher_reaches_spices_scorer(tmp_path):
         with zipfile.ZipFile(tmp_path / jar, "w") as fake:
             fake.writestr("README", "not CoreNLP")
     with pytest.raises(metrics.MetricsError) as error:
-        metrics._run_spice(metrics.find_java(), tmp_path, [("0:0", "a dog barks", ["a dog barks loudly"])])
+        metrics.spice.run_spice(metrics.find_java(), tmp_path, [("0:0", "a dog barks", ["a dog barks loudly"])])
     message = str(error.value)
     assert "edu/stanford/nlp" in message and "SpiceParser" in message
     assert "--no-spice" in message
@@ -179,8 +179,8 @@ def test_spice_launcher_reaches_spices_scorer(tmp_path):
 
 def test_spider_is_the_mean_of_cider_and_spice(monkeypatch, tmp_path):
     # SPICE itself cannot run here: replace its Java run by fixed F-scores and check the arithmetic around it.
-    monkeypatch.setattr(metrics, "find_spice_dir", lambda spice_dir=None: tmp_path)
-    monkeypatch.setattr(metrics, "_run_spice", lambda java, d, items: {item_id: 0.5 for item_id, _, _ in items})
+    monkeypatch.setattr(metrics.spice, "find_spice_dir", lambda spice_dir=None: tmp_path)
+    monkeypatch.setattr(metrics.scoring, "run_spice", lambda java, d, items: {item_id: 0.5 for item_id, _, _ in items})
     references = {"a": ["a dog barks at a passing car"], "b": ["rain falls on a tin roof steadily"]}
     predictions = {"a": "a dog barks at a passing car", "b": ""}
     scores, per_clip = metrics.score_captions(predictions, references, per_clip=True)
@@ -191,7 +191,7 @@ def test_spider_is_the_mean_of_cider_and_spice(monkeypatch, tmp_path):
 
 
 def test_no_java_on_path_names_what_to_install(monkeypatch):
-    monkeypatch.setattr(metrics.shutil, "which", lambda name: None)
+    monkeypatch.setattr(metrics.java.shutil, "which", lambda name: None)
     with pytest.raises(metrics.JavaNotFoundError, match="apt-get install default-jre"):
         metrics.score_captions({"a": "a dog"}, {"a": ["a dog barks"]})
 
@@ -256,10 +256,10 @@ def test_java_programs_are_stopped_after_the_timeout(monkeypatch):
     with pytest.raises(metrics.MetricsError, match="did not finish within"):
         metrics.tokenize(["a dog barks"])
     metrics.close_java()
-    corpus = metrics._Corpus(["a dog barks"], [["a dog barks loudly"]])
+    corpus = metrics.scoring._Corpus(["a dog barks"], [["a dog barks loudly"]])
     with pytest.raises(metrics.MetricsError, match="METEOR did not finish within"):
-        metrics._meteor_scores(metrics.find_java(), [corpus])
-    assert metrics._meteor is None  # a killed process is not reused
+        metrics.meteor.meteor_scores(metrics.find_java(), [corpus])
+    assert metrics.meteor._meteor is None  # a killed process is not reused
 
 
 def test_commands_print_the_spice_warning_as_one_message(capsys):
