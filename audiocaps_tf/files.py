@@ -53,3 +53,22 @@ def write_bytes_atomically(path, data, durable=True):
     """Writes `data` to `path` through `atomic_path`."""
     with atomic_path(path, durable=durable) as temporary:
         temporary.write_bytes(data)
+
+
+def place_without_overwrite(source, target):
+    """Gives `source` the name `target` unless something is already there; True when it was placed.
+
+    A hard link fails atomically when the target exists, so a file that appears meanwhile is never replaced;
+    file systems without hard links fall back to a rename after a check.
+    """
+    try:
+        os.link(source, target)
+    except FileExistsError:
+        return False
+    except OSError:
+        if os.path.lexists(target):
+            return False
+        os.replace(source, target)
+        return True
+    os.unlink(source)
+    return True

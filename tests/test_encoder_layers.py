@@ -116,10 +116,14 @@ def test_bilstm_encoders_are_created_safely_while_a_model_loads():
     from keras.src.saving.serialization_lib import ObjectSharingScope  # what keras.models.load_model opens
 
     encoders = []
-    with ObjectSharingScope():
-        for _ in range(200):
-            gc.collect()  # frees what an encoder left behind, so its address can be reused at once
-            encoders.append(BiLSTMEncoder(units=4))
+    gc.freeze()  # what exists already is never collected below, so each collection only scans the encoders' objects
+    try:
+        with ObjectSharingScope():
+            for _ in range(200):
+                gc.collect()  # frees what an encoder left behind, so its address can be reused at once
+                encoders.append(BiLSTMEncoder(units=4))
+    finally:
+        gc.unfreeze()
     lstms = [lstm for encoder in encoders for lstm in (encoder.bilstm.forward_layer, encoder.bilstm.backward_layer)]
     assert len({id(lstm) for lstm in lstms}) == len(lstms)
     assert all(encoder.bilstm.backward_layer.go_backwards for encoder in encoders)
