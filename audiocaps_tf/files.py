@@ -3,6 +3,7 @@
     with atomic_path(path) as temporary:     write `temporary` (a file, or a directory) any way you like;
         soundfile.write(temporary, ...)      it is renamed onto `path` when the block ends, removed if it raises
     write_text_atomically(path, text)        the common case
+    place_without_overwrite(source, target)  a finished file gets its name only if nothing has it yet
 
 The temporary name is `path` + ".partial" beside it (one file system, so the rename is atomic); commands that
 resume (`prepare`, `data demo`) recognise and remove such leftovers of an interrupted run.
@@ -13,7 +14,7 @@ import os
 import pathlib
 import shutil
 
-__all__ = ["PARTIAL_SUFFIX", "atomic_path", "write_text_atomically", "write_bytes_atomically"]
+__all__ = ["PARTIAL_SUFFIX", "atomic_path", "write_text_atomically", "write_bytes_atomically", "place_without_overwrite"]
 
 PARTIAL_SUFFIX = ".partial"
 

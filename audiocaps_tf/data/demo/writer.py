@@ -15,6 +15,7 @@ from audiocaps_tf.data.demo.dsp import SR
 from audiocaps_tf.data.demo.grammar import describe
 from audiocaps_tf.data.demo.scenes import clip_specs, render
 from audiocaps_tf.data.layout import AUDIO_DIR, LABEL_SEPARATOR, SPLITS, read_splits, split_path
+from audiocaps_tf.files import PARTIAL_SUFFIX, atomic_path, write_text_atomically
 from audiocaps_tf.params import CLIP_SECONDS
 
 HELP = "synthesise a captioned demo dataset in the AudioCaps layout (no download)"
@@ -30,11 +31,9 @@ class DemoError(RuntimeError):
 
 def write_wav(path, waveform):
     """16-bit PCM WAV, written to a temporary name and renamed: a file that exists is complete."""
-    path = pathlib.Path(path)
-    temporary = path.with_name(path.name + ".partial")
     pcm = np.clip(np.round(np.asarray(waveform, np.float64) * 32767), -32768, 32767).astype(np.int16)
-    soundfile.write(temporary, pcm, SR, subtype="PCM_16", format="WAV")
-    os.replace(temporary, path)
+    with atomic_path(path, durable=False) as temporary:  # thousands of small files: no fsync each
+        soundfile.write(temporary, pcm, SR, subtype="PCM_16", format="WAV")
 
 
 def _synthesise(task):  # runs in the worker processes: keep it at module level (pickled by name)
@@ -55,12 +54,6 @@ def _parameters(num_clips, seed):
 
 def _parameters_text(parameters, complete):
     return json.dumps({**parameters, "complete": complete}, indent=2, sort_keys=True) + "\n"
-
-
-def _write_text(path, text):
-    temporary = path.with_name(path.name + ".partial")
-    temporary.write_text(text, encoding="utf-8", newline="")
-    os.replace(temporary, path)
 
 
 def _complete(out_dir, specs):
@@ -115,7 +108,7 @@ def make_demo_dataset(out_dir, num_clips=DEFAULT_CLIPS, seed=0, workers=None, pr
 
     audio_dir = out_dir / AUDIO_DIR
     audio_dir.mkdir(parents=True, exist_ok=True)
-    _write_text(out_dir / PARAMETERS_FILE, _parameters_text(parameters, complete=False))
+    write_text_atomically(out_dir / PARAMETERS_FILE, _parameters_text(parameters, complete=False))
     tasks = [(spec, audio_dir / f"{spec.key}.wav") for spec in specs]
     tasks = [(spec, path) for spec, path in tasks if not path.is_file()]  # an interrupted run resumes
     workers = (os.cpu_count() or 1) if workers is None else max(1, int(workers))
@@ -134,7 +127,7 @@ def make_demo_dataset(out_dir, num_clips=DEFAULT_CLIPS, seed=0, workers=None, pr
                     bar.update()
     finally:
         bar.close()
-    for leftover in audio_dir.glob("*.partial"):  # from workers killed by an earlier interruption
+    for leftover in audio_dir.glob("*" + PARTIAL_SUFFIX):  # from workers killed by an earlier interruption
         leftover.unlink()
 
     for split in SPLITS:
@@ -146,17 +139,15 @@ def make_demo_dataset(out_dir, num_clips=DEFAULT_CLIPS, seed=0, workers=None, pr
             for j, caption in enumerate(describe(spec)):
                 rows.append([spec.index * 5 + j + 1, spec.youtube_id, spec.start_time, caption, labels])
         _write_csv(split_path(out_dir, split), rows)
-    _write_text(out_dir / PARAMETERS_FILE, _parameters_text(parameters, complete=True))
+    write_text_atomically(out_dir / PARAMETERS_FILE, _parameters_text(parameters, complete=True))
     return out_dir
 
 
 def _write_csv(path, rows):
-    temporary = path.with_name(path.name + ".partial")
-    with open(temporary, "w", newline="", encoding="utf-8") as f:
+    with atomic_path(path) as temporary, open(temporary, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(["audiocap_id", "youtube_id", "start_time", "caption", "labels"])
         writer.writerows(rows)
-    os.replace(temporary, path)
 
 
 # ---------------------------------------------------------------------------------------------------------------
