@@ -33,8 +33,8 @@ setup(
         "ffmpeg": ["imageio-ffmpeg>=0.5"],
         # The Colab notebooks' plots, audio players and progress bars (Colab has them already).
         "notebooks": ["matplotlib>=3.8", "ipython>=8", "ipywidgets>=8"],
-        # The tests also run the notebooks headless (nbclient, on an ipykernel).
-        "test": ["pytest>=8", "imageio-ffmpeg>=0.5", "matplotlib>=3.8", "ipython>=8", "ipykernel>=6.29",
+        # The tests also run the notebooks headless (nbclient, on an ipykernel), on every core (pytest-xdist).
+        "test": ["pytest>=8", "pytest-xdist>=3.5", "imageio-ffmpeg>=0.5", "matplotlib>=3.8", "ipython>=8", "ipykernel>=6.29",
                  "nbclient>=0.10", "nbformat>=5.10"],
     },
     classifiers=[

@@ -4,8 +4,11 @@
     attributes.py   attribute words (labels or caption keywords) and the 1NN search over pooled features
     records.py      the TFRecord schema of prepared clips
     prepare.py      `data prepare`: clips decoded once into TFRecords with the chosen features
+    prepared.py     what a `prepare` output directory holds: names, manifest, feature shapes, its lock
+    decode_workers.py  the decode processes and the feature extractor `prepare` runs
     pipeline.py     tf.data pipelines over prepared TFRecords or raw audio, for training and evaluation
     download.py     `data download`: the AudioCaps CSVs and audio from YouTube
+    youtube_clips.py   one clip's yt-dlp + ffmpeg run, its checks and retries' verdicts
     stats.py        `data stats`: the paper's Table 1
     demo/           `data demo`: the synthetic demo dataset
 
