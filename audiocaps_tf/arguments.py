@@ -10,6 +10,13 @@ def positive_int(value):
     return number
 
 
+def non_negative_int(value):
+    number = int(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
+    return number
+
+
 def positive_float(value):
     number = float(value)
     if not number > 0:

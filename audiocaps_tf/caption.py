@@ -16,7 +16,7 @@ import os
 import pathlib
 import sys
 
-from audiocaps_tf.arguments import positive_int
+from audiocaps_tf.arguments import non_negative_int, positive_int
 
 HELP = "caption audio files with a trained model"
 BATCH_SIZE = 16  # files decoded and captioned at a time
@@ -27,6 +27,8 @@ def add_arguments(parser):
     parser.add_argument("--model", required=True, type=pathlib.Path, metavar="RUN_DIR|MODEL.keras",
                         help="a `python -m audiocaps_tf.fit` run directory, or a saved .keras model")
     parser.add_argument("--beam-size", type=positive_int, default=1, metavar="K", help="beam width (default 1: greedy)")
+    parser.add_argument("--no-repeat-ngram-size", type=non_negative_int, default=0, metavar="N",
+                        help="never repeat an N-gram within a caption (e.g. 3; default 0: off, the paper's decoding)")
     parser.add_argument("--json", action="store_true", help="print JSON lines {\"path\", \"caption\"}")
 
 
@@ -62,7 +64,7 @@ def _print(path, caption, as_json):
         print(f"{path}\t{caption}", flush=True)
 
 
-def caption_files(model, paths, beam_size=1, as_json=False):
+def caption_files(model, paths, beam_size=1, as_json=False, no_repeat_ngram_size=0):
     """Prints a caption for each readable file of `paths` (errors on stderr); returns the number of failures."""
     from audiocaps_tf.audio.loading import AudioError, load_audio
 
@@ -79,7 +81,8 @@ def caption_files(model, paths, beam_size=1, as_json=False):
                 print(f"error: {message}", file=sys.stderr, flush=True)
         if not loaded:
             continue
-        captions = model.generate([waveform for _, waveform in loaded], beam_size=beam_size)
+        captions = model.generate([waveform for _, waveform in loaded], beam_size=beam_size,
+                                  no_repeat_ngram_size=no_repeat_ngram_size)
         for (path, _), caption in zip(loaded, captions):
             _print(path, caption, as_json)
     return failures
@@ -101,7 +104,12 @@ def main(argv=None):
     except (OSError, ValueError, TypeError) as err:
         print(f"error: cannot load the model {args.model}: {err}", file=sys.stderr)
         return 1
-    failures = caption_files(model, [str(path) for path in args.files], args.beam_size, args.json)
+    try:
+        failures = caption_files(model, [str(path) for path in args.files], args.beam_size, args.json,
+                                 args.no_repeat_ngram_size)
+    except ValueError as err:  # an option the model cannot honour (e.g. --no-repeat-ngram-size on a 1NN model)
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     if failures:
         print(f"error: {failures} of {len(args.files)} file(s) could not be captioned", file=sys.stderr)
         return 1

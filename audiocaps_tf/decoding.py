@@ -16,6 +16,10 @@ the tokens up to and including <eos> (not <bos>): simple length normalisation (W
 it next to their ((5 + len) / 6) ** alpha). The default `length_penalty=1.0` gives the mean per-token
 log-probability; 0.0 the raw log-probability. Beam search ranks hypotheses by that score.
 
+Repeats: with `no_repeat_ngram_size=n` (> 0) no caption contains the same n-gram twice: at every step a token
+that would complete an n-gram already in the caption gets log-probability _NEG (Paulus et al. 2018's trigram
+blocking; Hugging Face's `no_repeat_ngram_size`). 0 turns it off.
+
 <pad> and <bos> are never generated. Token outputs hold the generated ids (ending with <eos> unless
 `max_length` was reached), padded with <pad>=0, width = the longest length in the batch.
 """
@@ -58,6 +62,39 @@ def _forbid(log_probs, ids):
     return ops.where(forbidden, _NEG, log_probs)
 
 
+def _block_repeated_ngrams(log_probs, history, step, n):
+    """log_probs [N, V] with every token that would repeat an n-gram of history [N, M] (tokens 0 .. step-1) set
+    to _NEG; n = 0 changes nothing.
+
+    The n-gram starting at i repeats when history[i : i+n-1] equals the last n-1 tokens and i + n - 1 < step;
+    the token it bans is history[i + n - 1]. The bans are scattered into an [N, V] count (ScatterNd, a core op).
+    """
+    if n < 1:
+        return log_probs
+    rows, width = ops.shape(history)[0], history.shape[1]
+    starts = width - n + 1  # n-grams that fit in the history buffer
+    if starts < 1:
+        return log_probs
+    positions = ops.arange(starts, dtype="int32")
+    match = (positions + n - 1) < step  # [W]: that n-gram is complete
+    match = ops.broadcast_to(match[None, :], (rows, starts))
+    for j in range(n - 1):
+        last = ops.take(history, ops.maximum(step - n + 1 + j, 0)[None], axis=1)  # [N, 1]
+        match = ops.logical_and(match, ops.equal(history[:, j : j + starts], last))
+    banned = history[:, n - 1 : n - 1 + starts]  # [N, W]
+    row_ids = ops.broadcast_to(ops.arange(rows, dtype="int32")[:, None], (rows, starts))
+    indices = ops.stack([ops.reshape(row_ids, (-1,)), ops.reshape(banned, (-1,))], axis=1)
+    counts = ops.scatter(indices, ops.reshape(ops.cast(match, "float32"), (-1,)), ops.shape(log_probs))
+    return ops.where(counts > 0, _NEG, log_probs)
+
+
+def _check_lengths(max_length, no_repeat_ngram_size):
+    if max_length < 1:
+        raise ValueError(f"max_length must be at least 1; got {max_length}.")
+    if no_repeat_ngram_size < 0:
+        raise ValueError(f"no_repeat_ngram_size must be 0 (off) or more; got {no_repeat_ngram_size}.")
+
+
 def _unpack_step(outputs):
     log_probs, state = outputs[0], tuple(outputs[1])
     extras = tuple(outputs[2]) if len(outputs) > 2 else ()
@@ -86,6 +123,7 @@ def greedy_search(
     pad_id=PAD_ID,
     length_penalty=1.0,
     extra_shapes=(),
+    no_repeat_ngram_size=0,
 ):
     """Greedy decoding with any `step_fn` (see the module docstring).
 
@@ -93,8 +131,7 @@ def greedy_search(
     values for the chosen tokens are returned as "extras" [B, L, ...] (zeros after <eos>).
     Returns {"tokens" int32 [B, L], "scores" float32 [B], "lengths" int32 [B], "extras" [...]}.
     """
-    if max_length < 1:
-        raise ValueError(f"max_length must be at least 1; got {max_length}.")
+    _check_lengths(max_length, no_repeat_ngram_size)
     state = tuple(state)
     num_state = len(state)
     tokens = ops.full((batch_size,), bos_id, dtype="int32")
@@ -111,7 +148,8 @@ def greedy_search(
         buffers, state = rest[: len(extra_shapes)], rest[len(extra_shapes) :]
         log_probs, state, extras = _unpack_step(step_fn(tokens, state))
         active = ops.logical_not(finished)
-        next_tokens = ops.cast(ops.argmax(_forbid(log_probs, (pad_id, bos_id)), axis=-1), "int32")
+        allowed = _block_repeated_ngrams(_forbid(log_probs, (pad_id, bos_id)), history, step, no_repeat_ngram_size)
+        next_tokens = ops.cast(ops.argmax(allowed, axis=-1), "int32")
         next_tokens = ops.where(active, next_tokens, pad_id)
         vocab = ops.shape(log_probs)[-1]
         rows = ops.arange(ops.shape(next_tokens)[0], dtype="int32") * vocab
@@ -159,6 +197,7 @@ def beam_search_loop(
     eos_id=EOS_ID,
     pad_id=PAD_ID,
     length_penalty=1.0,
+    no_repeat_ngram_size=0,
 ):
     """Beam search with any `step_fn`; `state` tensors are already tiled to [B * K, ...] (`tile_beams`).
 
@@ -173,8 +212,7 @@ def beam_search_loop(
     Returns {"tokens" int32 [B, L], "scores" float32 [B], "lengths" int32 [B] of the best hypothesis,
     and "beam_tokens" [B, K, L], "beam_scores" [B, K], "beam_lengths" [B, K] of all K, best first}.
     """
-    if max_length < 1:
-        raise ValueError(f"max_length must be at least 1; got {max_length}.")
+    _check_lengths(max_length, no_repeat_ngram_size)
     if beam_size < 1:
         raise ValueError(f"beam_size must be at least 1; got {beam_size}.")
     state = tuple(state)
@@ -193,7 +231,8 @@ def beam_search_loop(
     def body(step, tokens, log_prob, finished, lengths, history, *state):
         log_probs, state, _ = _unpack_step(step_fn(tokens, state))
         vocab = ops.shape(log_probs)[-1]
-        log_probs = ops.reshape(_forbid(log_probs, (pad_id, bos_id)), (batch_size, k, vocab))
+        log_probs = _block_repeated_ngrams(_forbid(log_probs, (pad_id, bos_id)), history, step, no_repeat_ngram_size)
+        log_probs = ops.reshape(log_probs, (batch_size, k, vocab))
         # A finished hypothesis continues only with <pad>, at no cost.
         pad_only = ops.where(ops.equal(ops.arange(vocab, dtype="int32"), pad_id), 0.0, _NEG)
         log_probs = ops.where(finished[:, :, None], pad_only[None, None, :], log_probs)
@@ -257,6 +296,7 @@ def greedy_decode(
     eos_id=EOS_ID,
     pad_id=PAD_ID,
     length_penalty=1.0,
+    no_repeat_ngram_size=0,
 ):
     """Greedy captions from a built `CaptionDecoder` (the original code's decoding, beam width 1).
 
@@ -278,6 +318,7 @@ def greedy_decode(
         pad_id=pad_id,
         length_penalty=length_penalty,
         extra_shapes=[(ops.shape(memory)[1],) for memory in memories],
+        no_repeat_ngram_size=no_repeat_ngram_size,
     )
     result["attention"] = result.pop("extras")
     return result
@@ -294,6 +335,7 @@ def beam_search(
     bos_id=BOS_ID,
     eos_id=EOS_ID,
     pad_id=PAD_ID,
+    no_repeat_ngram_size=0,
 ):
     """Beam-search captions from a built `CaptionDecoder`; memories, masks and state tiled to [B * K, ...].
 
@@ -321,4 +363,5 @@ def beam_search(
         eos_id=eos_id,
         pad_id=pad_id,
         length_penalty=length_penalty,
+        no_repeat_ngram_size=no_repeat_ngram_size,
     )

@@ -66,6 +66,15 @@ def test_captions_are_the_models_own(model_file, audio_files, capsys):
     assert [line.split("\t")[1] for line in _lines(capsys.readouterr().out)] == expected
 
 
+def test_no_repeat_ngram_size_reaches_the_model(model_file, audio_files, capsys):
+    model = caption.load_model(model_file)
+    expected = model.generate([load_audio(path) for path in audio_files], beam_size=2, no_repeat_ngram_size=1)
+    assert all(len(set(c.split())) == len(c.split()) for c in expected)  # no word twice
+    assert caption.main([*audio_files, "--model", str(model_file), "--beam-size", "2",
+                         "--no-repeat-ngram-size", "1"]) == 0
+    assert [line.split("\t")[1] for line in _lines(capsys.readouterr().out)] == expected
+
+
 def test_a_bad_file_is_reported_and_the_others_are_still_captioned(model_file, audio_files, corrupt_file, capsys):
     missing = str(model_file.parent / "missing.wav")
     files = [audio_files[0], corrupt_file, audio_files[1], missing]

@@ -176,3 +176,80 @@ def test_greedy_decode_without_attention_from_a_vector_state():
     beam1 = decoding.beam_search(decoder, initial_state=vector, beam_size=1, max_length=5)
     assert greedy["attention"] == []
     np.testing.assert_array_equal(_np(beam1["tokens"]), _np(greedy["tokens"]))
+
+
+# ---------------------------------------------------------------------------------------------------- no repeats
+
+
+def _repeat_loving_table(vocab, seed):
+    """P(next | previous) that prefers a short cycle over <eos>: unblocked captions repeat themselves."""
+    rng = np.random.default_rng(seed)
+    table = rng.uniform(0.0, 0.05, size=(vocab, vocab)).astype("float32")
+    cycle = rng.permutation(np.arange(3, vocab))[:3]  # three word ids after <pad>, <bos>, <eos>
+    for previous in range(vocab):
+        table[previous, cycle[0]] += 1.0
+    for a, b in zip(cycle, np.roll(cycle, -1)):
+        table[a, b] += 2.0
+    table[:, EOS] = 0.02
+    return table / table.sum(axis=1, keepdims=True)
+
+
+def _ngrams(tokens, n):
+    words = [t for t in tokens if t not in (PAD, EOS)]
+    return [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
+
+
+def _greedy_oracle(table, max_length, n):
+    """Greedy decoding with n-gram blocking in plain Python over the same table."""
+    log_table = np.log(table + 1e-12)
+    tokens, previous = [], BOS
+    for _ in range(max_length):
+        scores = log_table[previous].astype("float64")
+        scores[[PAD, BOS]] = -np.inf
+        if n:
+            for i in range(len(tokens) - n + 1):
+                if tuple(tokens[i : i + n - 1]) == tuple(tokens[len(tokens) - n + 1 :]) or n == 1:
+                    scores[tokens[i + n - 1]] = -np.inf
+        previous = int(np.argmax(scores))
+        tokens.append(previous)
+        if previous == EOS:
+            break
+    return tokens
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_no_repeat_ngram_size_never_emits_a_repeated_ngram(seed):
+    vocab, max_length = 12, 14
+    table = _repeat_loving_table(vocab, seed)
+    bias = np.zeros((2, vocab), "float32")
+    bias[1] = np.random.default_rng(seed + 10).normal(0.0, 0.5, size=vocab)
+    step_fn = _markov_step_fn(table)
+    unblocked = _np(decoding.greedy_search(step_fn, (bias,), 2, max_length=max_length)["tokens"])
+    assert len(set(_ngrams(unblocked[0], 3))) < len(_ngrams(unblocked[0], 3))  # it does repeat when allowed
+    for n in (1, 2, 3):
+        greedy = _np(decoding.greedy_search(step_fn, (bias,), 2, max_length=max_length,
+                                            no_repeat_ngram_size=n)["tokens"])
+        assert [t for t in greedy[0] if t != PAD] == _greedy_oracle(table, max_length, n)
+        for beam_size in (1, 3):
+            beams = decoding.beam_search_loop(step_fn, (decoding.tile_beams(bias, beam_size),), 2,
+                                              beam_size=beam_size, max_length=max_length, no_repeat_ngram_size=n)
+            for row in [*greedy, *_np(beams["beam_tokens"]).reshape(-1, _np(beams["beam_tokens"]).shape[-1])]:
+                grams = _ngrams(row, n)
+                assert len(set(grams)) == len(grams), (n, beam_size, row)
+            if beam_size == 1:
+                np.testing.assert_array_equal(_np(beams["tokens"]), greedy)
+
+
+def test_no_repeat_blocking_runs_in_a_tf_function_with_unknown_batch():
+    table = _repeat_loving_table(12, 4)
+    step_fn = _markov_step_fn(table)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 12], tf.float32)])
+    def decode(bias):
+        return decoding.beam_search_loop(step_fn, (decoding.tile_beams(bias, 2),), tf.shape(bias)[0], beam_size=2,
+                                         max_length=10, no_repeat_ngram_size=2)["tokens"]
+
+    bias = np.zeros((3, 12), "float32")
+    eager = decoding.beam_search_loop(step_fn, (decoding.tile_beams(bias, 2),), 3, beam_size=2, max_length=10,
+                                      no_repeat_ngram_size=2)["tokens"]
+    np.testing.assert_array_equal(_np(decode(bias)), _np(eager))

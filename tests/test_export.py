@@ -265,15 +265,22 @@ def test_an_export_that_does_not_caption_as_the_keras_model_leaves_nothing(vocab
     assert list((tmp_path / "base").iterdir()) == []
 
 
-def test_beam_search_and_sentencepiece_models_export(captions, tmp_path, clips):
+def test_beam_search_no_repeat_and_sentencepiece_models_export(captions, tmp_path, clips):
     vocabulary = build_vocabulary(captions, tokenizer="sentencepiece", vocab_size=100)
     model = build_captioner("tempatt-mfcc-lstm", vocabulary, **TINY)
-    result = export_model(model, tmp_path / "base", beam_size=3)  # checked against generate(beam_size=3)
+    # Checked against generate(beam_size=3, no_repeat_ngram_size=2) on the warm-up clips.
+    result = export_model(model, tmp_path / "base", beam_size=3, no_repeat_ngram_size=2)
     info = json.loads((result.path / "assets.extra" / "audiocaps_tf_export.json").read_text())
-    assert info["beam_size"] == 3
+    assert info["beam_size"] == 3 and info["no_repeat_ngram_size"] == 2
+    assert non_core_ops(saved_model_op_types(result.path)) == []
     served = tf.saved_model.load(str(result.path))
-    expected = model.generate(clips[:2], beam_size=3)
+    expected = model.generate(clips[:2], beam_size=3, no_repeat_ngram_size=2)
     assert _captions(served.signatures["serving_default"], audio=tf.constant([wav(c) for c in clips[:2]])) == expected
+    tokens = served.signatures["serving_default"](audio=tf.constant([wav(c) for c in clips[:2]]))["tokens"].numpy()
+    for row in tokens:
+        words = [t for t in row if t > 2]
+        bigrams = list(zip(words, words[1:]))
+        assert len(set(bigrams)) == len(bigrams), row
 
 
 def test_a_retrieval_model_answers_the_retrieved_captions_text(vocabulary, tmp_path, clips):
@@ -283,6 +290,9 @@ def test_a_retrieval_model_answers_the_retrieved_captions_text(vocabulary, tmp_p
     result = export_model(model, tmp_path / "base")
     served = tf.saved_model.load(str(result.path))
     assert _captions(served.signatures["serving_default"], audio=tf.constant([wav(c) for c in clips])) == texts
+    with pytest.raises(ValueError, match="no_repeat_ngram_size"):  # a stored caption cannot be unrepeated
+        export_model(model, tmp_path / "other", no_repeat_ngram_size=3)
+    assert [p.name for p in (tmp_path / "other").iterdir()] == []
 
 
 def test_models_without_their_index_are_refused(vocabulary, tmp_path):

@@ -237,6 +237,29 @@ def test_every_registry_model_passes_the_captioner_test(name, vocabulary, batch,
     run_captioner_test(model, cached, targets, tmp_path)
 
 
+def test_generate_without_repeated_ngrams(vocabulary, batch):
+    """`no_repeat_ngram_size` reaches the model's search: the untrained model repeats itself without it."""
+    model = _build("topdown-alignedatt", vocabulary)
+    _random_index(model, np.random.default_rng(3))
+    cached = {key: value for key, value in batch[0].items() if key in model.required_fields}
+
+    def repeats(tokens, n):
+        grams = [tuple(row[i : i + n]) for row in tokens for i in range(len(row) - n + 1)]
+        return len(grams) - len(set(grams))
+
+    def captions(**options):
+        return [c.split() for c in model.generate(cached, max_length=20, **options)]
+
+    unblocked = captions()
+    assert any(repeats([c], 2) for c in unblocked), unblocked
+    for beam_size in (1, 2):
+        for n in (1, 2):
+            blocked = captions(beam_size=beam_size, no_repeat_ngram_size=n)
+            assert all(repeats([c], n) == 0 for c in blocked), (beam_size, n, blocked)
+    with pytest.raises(ValueError, match="no_repeat_ngram_size"):
+        model.generate(cached, no_repeat_ngram_size=-1)
+
+
 # ---------------------------------------------------------------------------------------------------- waveforms
 
 

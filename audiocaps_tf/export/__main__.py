@@ -17,7 +17,7 @@ import os
 import pathlib
 import sys
 
-from audiocaps_tf.arguments import positive_int
+from audiocaps_tf.arguments import non_negative_int, positive_int
 
 
 def build_parser():
@@ -31,6 +31,8 @@ def build_parser():
                         help="version number (default: the next free one)")
     parser.add_argument("--beam-size", type=positive_int, default=1, metavar="K",
                         help="beam width of the served captions (default 1: greedy, as the caption command)")
+    parser.add_argument("--no-repeat-ngram-size", type=non_negative_int, default=0, metavar="N",
+                        help="never repeat an N-gram within a caption (e.g. 3; default 0: off, the paper's decoding)")
     return parser
 
 
@@ -55,8 +57,9 @@ def main(argv=None):
         return 1
     try:
         result = export_model(model, args.out, version=args.version, beam_size=args.beam_size,
+                              no_repeat_ngram_size=args.no_repeat_ngram_size,
                               log=lambda message: print(message, file=sys.stderr, flush=True))
-    except (ExportError, ModelBaseError) as err:
+    except (ExportError, ModelBaseError, ValueError) as err:  # ValueError: an option the model cannot honour
         print(f"error: {err}", file=sys.stderr)
         return 1
     print(f"exported version {result.version} to {result.path} (Keras model: {result.keras_path})", flush=True)

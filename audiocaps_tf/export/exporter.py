@@ -43,12 +43,13 @@ def _check_exportable(model):
         raise ExportError(f"{err} before exporting (fit does)") from None
 
 
-def export_info(model, version, beam_size, max_length):
+def export_info(model, version, beam_size, max_length, no_repeat_ngram_size=0):
     """What the export holds and how it was made (assets.extra/audiocaps_tf_export.json)."""
     return {
         "version": version,
         "model_name": model.model_name,
         "beam_size": beam_size,
+        "no_repeat_ngram_size": no_repeat_ngram_size,
         "max_caption_length": int(max_length or model.max_caption_length),
         "clip_policy": f"mono, {params.SAMPLE_RATE} Hz, cut or zero-padded at the end to {params.CLIP_SECONDS} s",
         "signatures": {
@@ -63,29 +64,34 @@ def export_info(model, version, beam_size, max_length):
     }
 
 
-def export_model(model, model_base, version=None, beam_size=1, max_length=None, log=lambda message: None):
+def export_model(model, model_base, version=None, beam_size=1, max_length=None, no_repeat_ngram_size=0,
+                 log=lambda message: None):
     """Writes `model` (an `AudioCaptioner` or `NearestNeighbourCaptioner`) as MODEL_BASE/<version>/.
 
     version: None takes the next free integer; an existing version is never overwritten. beam_size 1 is greedy
-    decoding, as `generate` and `python -m audiocaps_tf.caption` default to. The SavedModel gets the signatures
+    decoding, as `generate` and `python -m audiocaps_tf.caption` default to; no_repeat_ngram_size n > 0: no caption
+    holds an n-gram twice (0, the default, is the paper's decoding). The SavedModel gets the signatures
     of `serving_graph`, warm-up requests, and `audiocaps_tf_export.json` in assets.extra/; before it is published
     its captions of the warm-up clips are checked against the Keras model's `generate`. MODEL_BASE/model.keras
     (and model-<version>.keras) get the Keras model. `log` receives progress messages.
     """
     _check_exportable(model)
-    beam_size = int(beam_size)
+    beam_size, no_repeat_ngram_size = int(beam_size), int(no_repeat_ngram_size)
     version, final, staging = model_base_dir.prepare(model_base, version)
     try:
         log(f"writing the SavedModel of {model.model_name} (beam size {beam_size})")
-        CaptionSignatures(model, beam_size=beam_size, max_length=max_length).archive().write_out(
+        signatures = CaptionSignatures(model, beam_size=beam_size, max_length=max_length,
+                                       no_repeat_ngram_size=no_repeat_ngram_size)
+        signatures.archive().write_out(
             str(staging), verbose=False
         )
         extra = staging / "assets.extra"
         extra.mkdir()
         log("captioning the warm-up clips with the Keras model")
-        logs = warmup_logs(model, beam_size=beam_size, max_length=max_length)
+        logs = warmup_logs(model, beam_size=beam_size, max_length=max_length,
+                           no_repeat_ngram_size=no_repeat_ngram_size)
         write_warmup(extra / WARMUP_FILE, logs)
-        info = export_info(model, version, beam_size, max_length)
+        info = export_info(model, version, beam_size, max_length, no_repeat_ngram_size)
         (extra / EXPORT_INFO_FILE).write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
 
         log("checking the SavedModel's captions of the warm-up clips against the Keras model")

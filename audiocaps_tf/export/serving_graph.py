@@ -79,16 +79,18 @@ class CaptionSignatures:
     the model and the two signatures, ready for `write_out`.
     """
 
-    def __init__(self, model, beam_size=1, max_length=None):
+    def __init__(self, model, beam_size=1, max_length=None, no_repeat_ngram_size=0):
         if int(beam_size) < 1:
             raise ValueError(f"beam_size must be at least 1; got {beam_size}")
         self.model = model
         self.beam_size = int(beam_size)
         self.max_length = max_length
+        self.no_repeat_ngram_size = int(no_repeat_ngram_size)
 
     def caption(self, waveforms):
         """float32 [B, CLIP_SAMPLES] at 16 kHz -> {"caption", "score", "tokens"}."""
-        result = self.model.decode({"waveform": waveforms}, beam_size=self.beam_size, max_length=self.max_length)
+        result = self.model.decode({"waveform": waveforms}, beam_size=self.beam_size, max_length=self.max_length,
+                                   no_repeat_ngram_size=self.no_repeat_ngram_size)
         tokens = tf.cast(result["tokens"], tf.int32)
         return {"caption": self.model.caption_strings(result), "score": tf.cast(result["scores"], tf.float32), "tokens": tokens}
 

@@ -52,7 +52,7 @@ def warmup_inputs():
     return requests
 
 
-def warmup_logs(model, beam_size=1, max_length=None, model_name="audiocaps"):
+def warmup_logs(model, beam_size=1, max_length=None, model_name="audiocaps", no_repeat_ngram_size=0):
     """PredictionLog protos of the warm-up requests, each with the Keras model's captions as its response."""
     from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
@@ -64,7 +64,8 @@ def warmup_logs(model, beam_size=1, max_length=None, model_name="audiocaps"):
         for name, value in inputs.items():
             request.inputs[name].CopyFrom(tf.make_tensor_proto(value))
         response = predict_pb2.PredictResponse()
-        captions = model.generate(clips, beam_size=beam_size, max_length=max_length)
+        captions = model.generate(clips, beam_size=beam_size, max_length=max_length,
+                                  no_repeat_ngram_size=no_repeat_ngram_size)
         response.outputs["caption"].CopyFrom(tf.make_tensor_proto(np.array(captions, dtype=object)))
         logs.append(prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(
             request=request, response=response)))

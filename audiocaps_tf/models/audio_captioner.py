@@ -141,11 +141,12 @@ class AudioCaptioner(Captioner):
             mask = {"memories": encoded["memory_masks"]}
         return self.decoder(decoder_inputs, mask=mask, training=training)
 
-    def decode(self, inputs, beam_size=1, max_length=None):
+    def decode(self, inputs, beam_size=1, max_length=None, no_repeat_ngram_size=0):
         """Captions as ids, graph-friendly (core TF ops only; any batch size, inside a tf.function too).
 
         inputs: as `call` without "caption_in". beam_size 1 is greedy decoding (the authors'), more is beam search
-        (`audiocaps_tf.decoding`); max_length defaults to `max_caption_length`.
+        (`audiocaps_tf.decoding`); max_length defaults to `max_caption_length`; no_repeat_ngram_size n > 0 blocks
+        every token that would repeat an n-gram of the caption.
         Returns {"tokens" int32 [B, L] (ending with <eos> unless cut, padded with 0), "scores" float32 [B]
         (length-normalised log-probability, `length_penalty`), "lengths" int32 [B], "attention": greedy only, one
         float32 [B, L, T_i] per memory ([] for beam search and decoders without attention)}.
@@ -157,6 +158,7 @@ class AudioCaptioner(Captioner):
             initial_state=encoded["initial_state"],
             max_length=int(max_length or self.max_caption_length),
             length_penalty=self.length_penalty,
+            no_repeat_ngram_size=int(no_repeat_ngram_size),
         )
         if int(beam_size) == 1:
             return greedy_decode(self.decoder, **options)

@@ -75,7 +75,9 @@ class NearestNeighbourCaptioner(Captioner):
         """int32 [B]: the row of the nearest indexed clip of every input clip."""
         return self.caption_index.nearest(self.pooled_features(inputs))
 
-    def decode(self, inputs, beam_size=1, max_length=None):
+    def decode(self, inputs, beam_size=1, max_length=None, no_repeat_ngram_size=0):
+        if int(no_repeat_ngram_size):
+            raise ValueError("no_repeat_ngram_size: a 1NN captioner returns a training caption as it is; use 0")
         indices = self.retrieve(inputs)
         values = ops.convert_to_tensor(self.caption_index.index_values)
         values = ops.concatenate([values, ops.zeros((1, ops.shape(values)[1]), dtype="int32")], axis=0)
@@ -103,6 +105,8 @@ class NearestNeighbourCaptioner(Captioner):
         return tf.gather(tf.constant(list(self.captions) + [""], tf.string), outputs["indices"])
 
     def generate(self, waveforms_or_inputs, beam_size=1, max_length=None, batch_size=16, **kwargs):
+        if int(kwargs.get("no_repeat_ngram_size", 0)):
+            raise ValueError("no_repeat_ngram_size: a 1NN captioner returns a training caption as it is; use 0")
         """The caption of the nearest training clip for every clip (inputs as `Captioner.generate`)."""
         self.check_ready()
         return super().generate(waveforms_or_inputs, beam_size=1, max_length=max_length, batch_size=batch_size,

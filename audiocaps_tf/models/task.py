@@ -97,9 +97,10 @@ class Captioner(keras.Model):
 
     # ------------------------------------------------------------------ captions
 
-    def decode(self, inputs, beam_size=1, max_length=None):
+    def decode(self, inputs, beam_size=1, max_length=None, no_repeat_ngram_size=0):
         """Captions as ids, graph-friendly: {"tokens" int32 [B, L], "scores" float32 [B], "lengths" int32 [B],
-        "attention" [...], and what the subclass adds}."""
+        "attention" [...], and what the subclass adds}. no_repeat_ngram_size n > 0: no n-gram twice in a caption
+        (`audiocaps_tf.decoding`)."""
         raise NotImplementedError
 
     def check_ready(self):
@@ -120,26 +121,27 @@ class Captioner(keras.Model):
             detokenize = self.__dict__["_graph_detokenizer"] = graph_detokenizer(self.vocabulary)
         return detokenize(tf.cast(outputs["tokens"], tf.int32))
 
-    def decode_function(self, beam_size=1, max_length=None):
+    def decode_function(self, beam_size=1, max_length=None, no_repeat_ngram_size=0):
         """A `tf.function` of `decode` for these options, made once per model (shapes relaxed)."""
-        key = (int(beam_size), None if max_length is None else int(max_length))
+        key = (int(beam_size), None if max_length is None else int(max_length), int(no_repeat_ngram_size))
         cache = self.__dict__.setdefault("_decode_functions", {})
         if key not in cache:
             cache[key] = tf.function(
-                lambda inputs: self.decode(inputs, beam_size=key[0], max_length=key[1]), reduce_retracing=True
+                lambda inputs: self.decode(inputs, beam_size=key[0], max_length=key[1], no_repeat_ngram_size=key[2]),
+                reduce_retracing=True,
             )
         return cache[key]
 
     def generate(self, waveforms_or_inputs, beam_size=1, max_length=None, batch_size=16,
-                 clip_seconds=params.CLIP_SECONDS):
+                 clip_seconds=params.CLIP_SECONDS, no_repeat_ngram_size=0):
         """Captions (text) for clips.
 
         waveforms_or_inputs: 16 kHz mono audio, a float array [B, N] or a list of 1-D arrays (zero-padded at the
         end to the longest one, and to at least `clip_seconds`, the 10 s the models are trained on; None: to the
         longest only), or an inputs dict of arrays as `decode` takes (cached features, "attributes", ...).
-        Decodes `batch_size` clips at a time.
+        Decodes `batch_size` clips at a time. no_repeat_ngram_size n > 0: no caption holds the same n-gram twice.
         """
-        decode = self.decode_function(beam_size, max_length)
+        decode = self.decode_function(beam_size, max_length, no_repeat_ngram_size)
         captions = []
         for batch in input_batches(waveforms_or_inputs, batch_size, clip_seconds):
             captions.extend(self.captions_of(tf.nest.map_structure(np.asarray, decode(batch))))
