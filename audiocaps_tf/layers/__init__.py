@@ -3,6 +3,7 @@
 from audiocaps_tf.layers.layer_norm_lstm_cell import LayerNormLSTM, LayerNormLSTMCell
 from audiocaps_tf.layers.log_mel_frontend import LogMelFrontend
 from audiocaps_tf.layers.caption_decoder import CaptionDecoder
+from audiocaps_tf.layers.feature_masking import FeatureMasking
 from audiocaps_tf.layers.luong_decoder import LuongDecoder
 from audiocaps_tf.layers.masking import masked_mean, time_mask
 from audiocaps_tf.layers.nearest_neighbour_index import NearestNeighbourIndex
@@ -17,6 +18,7 @@ from audiocaps_tf.layers.top_down_encoder import TopDownEncoder
 
 __all__ = [
     "CaptionDecoder",
+    "FeatureMasking",
     "NearestNeighbourIndex",
     "masked_mean",
     "time_mask",

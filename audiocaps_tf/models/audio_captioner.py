@@ -1,6 +1,7 @@
 """`AudioCaptioner`: the paper's generative captioners, preprocessor -> encoder -> decoder, one Keras model.
 
     features = preprocessor(waveform)          or the cached fields of prepared TFRecords
+    features = augmentation(features)          training only, when the model has one (`layers.FeatureMasking`)
     encoded  = encoder.encode(features)        {"memories", "memory_masks", "initial_state"} (`encoders.base`)
     logits   = decoder(caption_in, encoded)    teacher forcing (training), or greedy / beam search (`decode`)
 
@@ -36,14 +37,17 @@ class AudioCaptioner(Captioner):
         max_caption_length: tokens of a generated caption at most, <eos> included (51, the authors').
         length_penalty: decoding score, log P / len ** length_penalty (1: mean per-token log-probability).
         hyper_parameters: the registry hyper-parameters it was built with (for reference; not used).
+        augmentation: None, or a layer applied to the features dict in training only (`layers.FeatureMasking`).
     """
 
     def __init__(self, preprocessor, encoder, decoder, vocabulary, model_name=None,
-                 max_caption_length=MAX_CAPTION_LENGTH, length_penalty=1.0, hyper_parameters=None, **kwargs):
+                 max_caption_length=MAX_CAPTION_LENGTH, length_penalty=1.0, hyper_parameters=None, augmentation=None,
+                 **kwargs):
         super().__init__(preprocessor, vocabulary, model_name=model_name, max_caption_length=max_caption_length,
                          **kwargs)
         self.encoder = as_layer(encoder)
         self.decoder = as_layer(decoder)
+        self.augmentation = None if augmentation is None else as_layer(augmentation)
         missing = [field for field in self.encoder.fields if field not in self.preprocessor.fields]
         if missing:
             raise ValueError(f"the encoder reads {missing}, which the preprocessor does not compute")
@@ -123,11 +127,16 @@ class AudioCaptioner(Captioner):
             shape["memories"] = [[None, None, depth] for depth in self.encoder.memory_depths]
         if not self.decoder.built:  # a deserialized decoder is built from its build config already
             self.decoder.build(shape)
+        if self.augmentation is not None and not self.augmentation.built:
+            self.augmentation.build()
         self.built = True
 
     def encode(self, inputs, training=False):
         """Everything the decoder needs: {"memories", "memory_masks", "initial_state"} (`encoders.base`)."""
-        encoded = self.encoder.encode(self.features(inputs), inputs, training=training)
+        features = self.features(inputs)
+        if training and self.augmentation is not None:
+            features = self.augmentation(features, training=True)
+        encoded = self.encoder.encode(features, inputs, training=training)
         if not self.decoder.use_attention:
             encoded = {**encoded, "memories": [], "memory_masks": []}
         return encoded
@@ -175,6 +184,8 @@ class AudioCaptioner(Captioner):
             "decoder": keras.saving.serialize_keras_object(self.decoder),
             "length_penalty": self.length_penalty,
             "hyper_parameters": dict(self.hyper_parameters),
+            **({} if self.augmentation is None
+               else {"augmentation": keras.saving.serialize_keras_object(self.augmentation)}),
         }
 
     @classmethod

@@ -1,10 +1,12 @@
-"""The pieces of a registry entry: `build_components(spec, ...)` -> its preprocessor, encoder and decoder.
+"""The pieces of a registry entry: `build_components(spec, ...)` -> its preprocessor, encoder and decoder, and the
+training-only feature augmentation when its hyper-parameters ask for one.
 
 They are made in the order their weights are drawn (preprocessor, encoder, decoder), so a seed gives the same
 model as before the preprocessor / encoder / decoder split. The encoder class of a spec makes itself
 (`AudioEncoder.from_spec`); `DECODERS` maps a spec's decoder name to the function that makes it.
 """
 
+from audiocaps_tf.layers.feature_masking import FeatureMasking
 from audiocaps_tf.layers.luong_decoder import LuongDecoder
 from audiocaps_tf.models.preprocessor import AudioPreprocessor
 from audiocaps_tf.tokens.vocabulary import PAD_ID
@@ -35,10 +37,15 @@ DECODERS = {"luong": luong_decoder}
 
 def build_components(spec, vocabulary_size, hyper, attribute_vocabulary=None, attributes=None,
                      vggish_trainable=False, dtype=None):
-    """{"preprocessor", "encoder", "decoder"} of a generative `spec` (resolved hyper-parameters `hyper`)."""
+    """{"preprocessor", "encoder", "decoder", "augmentation"} of a generative `spec` (resolved hyper-parameters
+    `hyper`); "augmentation" is None unless `hyper` asks for time or feature masks."""
     preprocessor = AudioPreprocessor(spec.features, vggish_trainable=vggish_trainable, name="preprocessor",
                                      dtype=dtype)
     encoder = spec.encoder.from_spec(spec, hyper, dtype=dtype, **(
         {"attribute_vocabulary": attribute_vocabulary, "attributes": attributes} if spec.uses_attributes else {}))
     decoder = DECODERS[spec.decoder](spec, hyper, vocabulary_size, encoder, dtype=dtype)
-    return {"preprocessor": preprocessor, "encoder": encoder, "decoder": decoder}
+    augmentation = None
+    if hyper["time_masks"] or hyper["feature_masks"]:  # made last: it draws no weights
+        augmentation = FeatureMasking(hyper["time_masks"], hyper["time_mask_fraction"], hyper["feature_masks"],
+                                      hyper["feature_mask_fraction"], name="augmentation", dtype=dtype)
+    return {"preprocessor": preprocessor, "encoder": encoder, "decoder": decoder, "augmentation": augmentation}

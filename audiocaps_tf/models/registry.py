@@ -155,6 +155,11 @@ DEFAULT_HYPER_PARAMETERS = {
     "mfcc_num_blocks": 2,
     "mfcc_pool_size": 2,
     "length_penalty": 1.0,  # decoding score: mean per-token log-probability
+    # Training-only SpecAugment-style masking of the features (`layers.FeatureMasking`); 0 bands: off, the paper's.
+    "time_masks": 0,
+    "time_mask_fraction": 0.1,
+    "feature_masks": 0,
+    "feature_mask_fraction": 0.1,
 }
 
 _DROPOUT_KEYS = {"encoder": "encoder_dropout", "word": "word_dropout", "context": "context_dropout",
