@@ -15,6 +15,7 @@ from audiocaps_tf.layers.mfcc_encoder import MFCCEncoder
 from audiocaps_tf.layers.semantic_encoder import SemanticEncoder
 from audiocaps_tf.layers.sequence_encoder import BiLSTMEncoder
 from audiocaps_tf.layers.top_down_encoder import TopDownEncoder
+from audiocaps_tf.layers.transformer_decoder import TransformerDecoder
 
 __all__ = [
     "CaptionDecoder",
@@ -35,4 +36,5 @@ __all__ = [
     "MFCCEncoder",
     "SemanticEncoder",
     "TopDownEncoder",
+    "TransformerDecoder",
 ]

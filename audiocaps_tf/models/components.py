@@ -8,10 +8,11 @@ model as before the preprocessor / encoder / decoder split. The encoder class of
 
 from audiocaps_tf.layers.feature_masking import FeatureMasking
 from audiocaps_tf.layers.luong_decoder import LuongDecoder
+from audiocaps_tf.layers.transformer_decoder import TransformerDecoder
 from audiocaps_tf.models.preprocessor import AudioPreprocessor
 from audiocaps_tf.tokens.vocabulary import PAD_ID
 
-__all__ = ["DECODERS", "build_components", "luong_decoder"]
+__all__ = ["DECODERS", "build_components", "luong_decoder", "transformer_decoder"]
 
 
 def luong_decoder(spec, hyper, vocabulary_size, encoder, dtype=None):
@@ -32,7 +33,25 @@ def luong_decoder(spec, hyper, vocabulary_size, encoder, dtype=None):
     )
 
 
-DECODERS = {"luong": luong_decoder}
+def transformer_decoder(spec, hyper, vocabulary_size, encoder, dtype=None):
+    """A Transformer over the encoder's memories (or its initial state alone for the "-LSTM" rows)."""
+    return TransformerDecoder(
+        vocabulary_size,
+        num_memories=len(encoder.memory_depths) if spec.attention else 1,
+        model_dim=hyper["transformer_dim"],
+        num_layers=hyper["transformer_layers"],
+        num_heads=hyper["transformer_heads"],
+        feedforward_dim=hyper["transformer_ff_dim"],
+        dropout=hyper["transformer_dropout"],
+        max_length=hyper["max_caption_length"] + 1,  # <bos> and the caption's tokens
+        use_attention=spec.attention,
+        pad_id=PAD_ID,
+        name="decoder",
+        dtype=dtype,
+    )
+
+
+DECODERS = {"luong": luong_decoder, "transformer": transformer_decoder}
 
 
 def build_components(spec, vocabulary_size, hyper, attribute_vocabulary=None, attributes=None,
@@ -43,7 +62,10 @@ def build_components(spec, vocabulary_size, hyper, attribute_vocabulary=None, at
                                      dtype=dtype)
     encoder = spec.encoder.from_spec(spec, hyper, dtype=dtype, **(
         {"attribute_vocabulary": attribute_vocabulary, "attributes": attributes} if spec.uses_attributes else {}))
-    decoder = DECODERS[spec.decoder](spec, hyper, vocabulary_size, encoder, dtype=dtype)
+    decoder_name = hyper["decoder"] or spec.decoder
+    if decoder_name not in DECODERS:
+        raise ValueError(f"unknown decoder {decoder_name!r}; choose one of: {', '.join(DECODERS)}")
+    decoder = DECODERS[decoder_name](spec, hyper, vocabulary_size, encoder, dtype=dtype)
     augmentation = None
     if hyper["time_masks"] or hyper["feature_masks"]:  # made last: it draws no weights
         augmentation = FeatureMasking(hyper["time_masks"], hyper["time_mask_fraction"], hyper["feature_masks"],

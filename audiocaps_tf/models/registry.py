@@ -155,6 +155,13 @@ DEFAULT_HYPER_PARAMETERS = {
     "mfcc_num_blocks": 2,
     "mfcc_pool_size": 2,
     "length_penalty": 1.0,  # decoding score: mean per-token log-probability
+    # The decoder: None is the registry entry's own ("luong"); "transformer" is `layers.TransformerDecoder`.
+    "decoder": None,
+    "transformer_dim": 256,
+    "transformer_layers": 2,
+    "transformer_heads": 4,
+    "transformer_ff_dim": 1024,
+    "transformer_dropout": 0.1,
     # Training-only SpecAugment-style masking of the features (`layers.FeatureMasking`); 0 bands: off, the paper's.
     "time_masks": 0,
     "time_mask_fraction": 0.1,
