@@ -1,6 +1,7 @@
 """Decoding time per clip, greedy and beam search, with and without n-gram blocking (`no_repeat_ngram_size`).
 
-    python benchmarks/decoding_speed.py [--model-name tempatt-mfcc-lstm] [--batch-size 16] [--repeats 5]
+    python benchmarks/decoding_speed.py [--model-name tempatt-mfcc-lstm] [--decoder luong|transformer]
+                                        [--batch-size 16] [--repeats 5]
 
 A randomly initialised paper-size model on random cached features of 10 s clips: a random model rarely emits <eos>,
 so every caption runs to the maximum length (51 tokens), the worst case of decoding. Each setting is traced once,
@@ -36,16 +37,19 @@ def main(argv=None):
     parser.add_argument("--model-name", default="tempatt-mfcc-lstm", choices=[n for n, s in MODELS.items()
                                                                                if not s.is_retrieval and
                                                                                not s.uses_attributes])
+    parser.add_argument("--decoder", choices=["luong", "transformer"], default="luong",
+                        help="the paper's LuongDecoder, or the TransformerDecoder at its default size")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args(argv)
 
     rng = np.random.default_rng(0)
-    words = [f"word{i}" for i in range(5000)]  # an AudioCaps-sized vocabulary (about 5k words)
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    words = [a + b + c for a in letters for b in letters for c in letters][:5000]  # AudioCaps-sized (about 5k)
     vocabulary = WordVocabulary.build([" ".join(words[i : i + 10]) for i in range(0, len(words), 10)])
-    model = build_captioner(args.model_name, vocabulary)
+    model = build_captioner(args.model_name, vocabulary, decoder=args.decoder)
     inputs = inputs_for(MODELS[args.model_name], args.batch_size, rng)
-    print(f"{args.model_name}, vocabulary {vocabulary.size}, batch {args.batch_size}, "
+    print(f"{args.model_name} with the {args.decoder} decoder, vocabulary {vocabulary.size}, batch {args.batch_size}, "
           f"median of {args.repeats} runs")
     print(f"{'search':>8} {'no-repeat':>9} {'ms/clip':>8} {'ratio':>6} {'mean length':>12}")
     baseline = {}

@@ -11,7 +11,9 @@ work as with `LuongDecoder`).
 
 Without attention (`use_attention=False`, the "-LSTM" rows) the memory is the initial-state step alone.
 Incremental decoding keeps the words so far in the state ([B, max_length] ids and the position) and runs the stack
-over that prefix at every step: the prefix is at most `max_length` tokens, and the graph stays simple core ops.
+over the prefix at every step (at most `max_length` tokens; no key/value cache, so the graph stays simple core ops).
+The memories are projected once per search (`attention_keys`). The searches step every row in lockstep, so the
+prefix is cut at the furthest row's position.
 """
 
 import math
@@ -131,17 +133,22 @@ class TransformerDecoder(CaptionDecoder):
         memories = [ops.cast(memory, self.compute_dtype) for memory in memories]
         return memories, [None if m is None else ops.cast(m, "bool") for m in masks]
 
-    def _memory(self, initial_state, memories, memory_masks):
+    def attention_keys(self, memories):
+        """The memories projected to d, once per search (`step` takes them as `keys`)."""
+        return [layer(ops.cast(memory, self.compute_dtype)) for layer, memory in zip(self.memory_projections, memories)]
+
+    def _memory(self, initial_state, memories, memory_masks, keys=None):
         """(memory [B, 1 + sum T_i, d], its mask [B, 1 + sum T_i] bool): the state step, then each memory."""
         state = self.state_projection(ops.cast(initial_state, self.compute_dtype))[:, None, :]
         parts, masks = [state], [ops.ones((ops.shape(state)[0], 1), dtype="bool")]
-        for layer, memory, mask in zip(self.memory_projections, memories, memory_masks):
-            parts.append(layer(memory))
+        keys = self.attention_keys(memories) if keys is None else keys
+        for projected, memory, mask in zip(keys, memories, memory_masks):
+            parts.append(projected)
             masks.append(ops.ones(ops.shape(memory)[:2], dtype="bool") if mask is None else mask)
         return ops.concatenate(parts, axis=1), ops.concatenate(masks, axis=1)
 
     def _stack(self, caption_in, memory, memory_mask, training=False):
-        """Logits [B, L, V] float32 and the last block's cross-attention [B, heads, L, 1 + sum T_i]."""
+        """The last block's output [B, L, d] and its cross-attention weights [B, heads, L, 1 + sum T_i]."""
         length = ops.shape(caption_in)[1]
         x = self.embedding(caption_in) * ops.cast(math.sqrt(self.model_dim), self.compute_dtype)
         x = self.dropout_layer(x + self.positions(ops.arange(length))[None], training=training)
@@ -161,7 +168,10 @@ class TransformerDecoder(CaptionDecoder):
             x = x + self.dropout_layer(attended, training=training)
             h = block["ffn_out"](block["ffn_in"](block["ffn_norm"](x)))
             x = x + self.dropout_layer(h, training=training)
-        return ops.cast(self.output_projection(self.final_norm(x)), "float32"), scores
+        return x, scores
+
+    def _logits(self, hidden):
+        return ops.cast(self.output_projection(self.final_norm(hidden)), "float32")
 
     # ------------------------------------------------------------------ inference API
 
@@ -181,10 +191,11 @@ class TransformerDecoder(CaptionDecoder):
         position = ops.minimum(position, self.max_length - 1)  # a longer search repeats the last position
         at = ops.one_hot(position, self.max_length, dtype="int32")
         words = words * (1 - at) + at * ops.cast(token_ids, "int32")[:, None]
-        memory, memory_mask = self._memory(initial_state, memories, memory_masks)
-        logits, scores = self._stack(words, memory, memory_mask)
-        rows = ops.cast(at, "float32")
-        step_logits = ops.sum(logits * rows[:, :, None], axis=1)
+        memory, memory_mask = self._memory(initial_state, memories, memory_masks, keys)
+        length = ops.max(position) + 1
+        hidden, scores = self._stack(words[:, :length], memory, memory_mask)  # the prefix only
+        rows = ops.cast(ops.one_hot(position, length), "float32")  # [B, length]: each row's position
+        step_logits = self._logits(ops.sum(hidden * ops.cast(rows, hidden.dtype)[:, :, None], axis=1))  # [B, V]
         weights = ops.sum(ops.mean(ops.cast(scores, "float32"), axis=1) * rows[:, :, None], axis=1)  # [B, 1+T]
         alphas, start = [], 1
         for memory_tensor in memories:
@@ -200,8 +211,8 @@ class TransformerDecoder(CaptionDecoder):
         memory_masks = mask.get("memories") if isinstance(mask, dict) else None
         memories, memory_masks = self.prepare_memories(inputs.get("memories"), memory_masks)
         memory, memory_mask = self._memory(inputs["initial_state"], memories, memory_masks)
-        logits, _ = self._stack(caption_in, memory, memory_mask, training=bool(training))
-        return logits
+        hidden, _ = self._stack(caption_in, memory, memory_mask, training=bool(training))
+        return self._logits(hidden)
 
     def compute_mask(self, inputs, mask=None):
         return ops.not_equal(inputs["caption_in"], self.pad_id)
