@@ -82,9 +82,7 @@ def export_model(model, model_base, version=None, beam_size=1, max_length=None, 
         log(f"writing the SavedModel of {model.model_name} (beam size {beam_size})")
         signatures = CaptionSignatures(model, beam_size=beam_size, max_length=max_length,
                                        no_repeat_ngram_size=no_repeat_ngram_size)
-        signatures.archive().write_out(
-            str(staging), verbose=False
-        )
+        signatures.archive().write_out(str(staging), verbose=False)
         extra = staging / "assets.extra"
         extra.mkdir()
         log("captioning the warm-up clips with the Keras model")
