@@ -34,17 +34,21 @@ def _decoder(**kwargs):
     return TransformerDecoder(V, **{"num_memories": 2, "dropout": 0.0, **SMALL, **kwargs})
 
 
+def _teacher_forced(seed):
+    """(decoder, inputs, memory masks, teacher-forced logits) of a fresh small decoder on random inputs."""
+    decoder = _decoder()
+    inputs = _inputs(np.random.default_rng(seed))
+    masks = [keras.ops.convert_to_tensor(m) for m in MEMORY_MASKS]
+    return decoder, inputs, masks, _np(decoder(inputs, mask={"memories": masks}))
+
+
 def test_transformer_decoder_contract(tmp_path):
     run_layer_test(TransformerDecoder, {"vocabulary_size": V, "num_memories": 2, **SMALL},
                    _inputs(np.random.default_rng(0)), (2, 4, V), run_mixed_precision_check=False, tmp_path=tmp_path)
 
 
 def test_stepping_equals_teacher_forcing_with_padded_memories():
-    rng = np.random.default_rng(1)
-    decoder = _decoder()
-    inputs = _inputs(rng)
-    masks = [keras.ops.convert_to_tensor(m) for m in MEMORY_MASKS]
-    logits = _np(decoder(inputs, mask={"memories": masks}))
+    decoder, inputs, masks, logits = _teacher_forced(seed=1)
     memories, memory_masks = decoder.prepare_memories(inputs["memories"], masks)
     state = decoder.initial_decoding_state(memories, memory_masks, inputs["initial_state"])
     step = decoder_step_fn(decoder, memories, memory_masks)
@@ -58,11 +62,7 @@ def test_stepping_equals_teacher_forcing_with_padded_memories():
 
 
 def test_padding_changes_nothing():
-    rng = np.random.default_rng(2)
-    decoder = _decoder()
-    inputs = _inputs(rng)
-    masks = [keras.ops.convert_to_tensor(m) for m in MEMORY_MASKS]
-    logits = _np(decoder(inputs, mask={"memories": masks}))
+    decoder, inputs, masks, logits = _teacher_forced(seed=2)
     # Garbage in the padded memory steps and a longer padded caption: the valid logits stay.
     noisy = [m.copy() for m in inputs["memories"]]
     for memory, mask in zip(noisy, MEMORY_MASKS):
