@@ -292,6 +292,8 @@ def test_a_retrieval_model_answers_the_retrieved_captions_text(vocabulary, tmp_p
     assert _captions(served.signatures["serving_default"], audio=tf.constant([wav(c) for c in clips])) == texts
     with pytest.raises(ValueError, match="no_repeat_ngram_size"):  # a stored caption cannot be unrepeated
         export_model(model, tmp_path / "other", no_repeat_ngram_size=3)
+    with pytest.raises(ValueError, match="no_repeat_ngram_size"):
+        model.generate(clips, no_repeat_ngram_size=3)
     assert [p.name for p in (tmp_path / "other").iterdir()] == []
 
 

@@ -105,8 +105,6 @@ class NearestNeighbourCaptioner(Captioner):
         return tf.gather(tf.constant(list(self.captions) + [""], tf.string), outputs["indices"])
 
     def generate(self, waveforms_or_inputs, beam_size=1, max_length=None, batch_size=16, **kwargs):
-        if int(kwargs.get("no_repeat_ngram_size", 0)):
-            raise ValueError("no_repeat_ngram_size: a 1NN captioner returns a training caption as it is; use 0")
         """The caption of the nearest training clip for every clip (inputs as `Captioner.generate`)."""
         self.check_ready()
         return super().generate(waveforms_or_inputs, beam_size=1, max_length=max_length, batch_size=batch_size,
