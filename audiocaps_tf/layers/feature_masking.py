@@ -64,14 +64,13 @@ class FeatureMasking(keras.layers.Layer):
 
     def _mask(self, x):
         batch, steps, channels = ops.shape(x)[0], ops.shape(x)[1], ops.shape(x)[2]
-        keep = ops.ones((batch, steps, channels), dtype=x.dtype)
         if self.time_masks:
             masked = _bands(batch, steps, self.time_masks, self.time_mask_fraction, self.seed_generator)
-            keep = keep * ops.cast(ops.logical_not(masked), x.dtype)[:, :, None]
+            x = x * ops.cast(ops.logical_not(masked), x.dtype)[:, :, None]
         if self.feature_masks:
             masked = _bands(batch, channels, self.feature_masks, self.feature_mask_fraction, self.seed_generator)
-            keep = keep * ops.cast(ops.logical_not(masked), x.dtype)[:, None, :]
-        return x * keep
+            x = x * ops.cast(ops.logical_not(masked), x.dtype)[:, None, :]
+        return x
 
     def call(self, features, training=False):
         if not training:
