@@ -27,8 +27,9 @@ def add_arguments(parser):
     parser.add_argument("--model", required=True, type=pathlib.Path, metavar="RUN_DIR|MODEL.keras",
                         help="a `python -m audiocaps_tf.fit` run directory, or a saved .keras model")
     parser.add_argument("--beam-size", type=positive_int, default=1, metavar="K", help="beam width (default 1: greedy)")
-    parser.add_argument("--no-repeat-ngram-size", type=non_negative_int, default=0, metavar="N",
-                        help="never repeat an N-gram within a caption (e.g. 3; default 0: off, the paper's decoding)")
+    parser.add_argument("--no-repeat-ngram-size", type=non_negative_int, metavar="N",
+                        help="never repeat an N-gram within a caption (e.g. 3; 0: off, the paper's decoding; "
+                             "default: the model's own, its no_repeat_ngram_size hyper-parameter)")
     parser.add_argument("--json", action="store_true", help="print JSON lines {\"path\", \"caption\"}")
 
 
@@ -64,7 +65,7 @@ def _print(path, caption, as_json):
         print(f"{path}\t{caption}", flush=True)
 
 
-def caption_files(model, paths, beam_size=1, as_json=False, no_repeat_ngram_size=0):
+def caption_files(model, paths, beam_size=1, as_json=False, no_repeat_ngram_size=None):
     """Prints a caption for each readable file of `paths` (errors on stderr); returns the number of failures."""
     from audiocaps_tf.audio.loading import AudioError, load_audio
 

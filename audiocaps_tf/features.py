@@ -5,6 +5,7 @@
     vggish_fc2     128    vggish     vggish               fc2
     vggish_conv4   512    vggish     vggish               conv4
     vggish_conv3   256    vggish     vggish               conv3
+    log_mel         64    log_mel    log_mel              -    (VGGish's log-mel frames, a [T, 64] sequence)
     waveform         -    -          waveform             -    (16 kHz int16 samples; models compute the rest)
 
 A field is the name a feature has everywhere: in prepared TFRecords, in pipeline batches, in a model's inputs
@@ -21,7 +22,7 @@ __all__ = ["Feature", "FEATURES", "PREPARE_FEATURES", "feature", "prepare_featur
 
 @dataclasses.dataclass(frozen=True)
 class Feature:
-    """One record field. `frontend`: "mfcc", "vggish" or None (the waveform itself)."""
+    """One record field. `frontend`: "mfcc", "vggish", "log_mel" or None (the waveform itself)."""
 
     field: str
     size: int
@@ -35,12 +36,14 @@ FEATURES = {
     "vggish_fc2": Feature("vggish_fc2", params.EMBEDDING_SIZE, "vggish", "vggish", "fc2"),
     "vggish_conv4": Feature("vggish_conv4", 512, "vggish", "vggish", "conv4"),
     "vggish_conv3": Feature("vggish_conv3", 256, "vggish", "vggish", "conv3"),
+    "log_mel": Feature("log_mel", params.NUM_MEL_BANDS, "log_mel", "log_mel"),
     "waveform": Feature("waveform", 0, None, "waveform"),
 }
 
 # The `prepare --features` names, in the order their fields are listed, and the fields each writes.
 PREPARE_FEATURES = {
-    name: tuple(f.field for f in FEATURES.values() if f.prepare == name) for name in ("waveform", "vggish", "mfcc")
+    name: tuple(f.field for f in FEATURES.values() if f.prepare == name)
+    for name in ("waveform", "vggish", "mfcc", "log_mel")
 }
 
 

@@ -18,7 +18,15 @@ Training follows the authors' code: Adam (beta 0.9 / 0.999, eps 1e-8), learning 
 25 steps: 32 for the demo's 800 training captions), greedy decoding of the validation
 split every --validation-frequency epochs (the authors: 0.3) scored with the evaluation metrics; the model with the
 best validation CIDEr is kept, and training stops after --patience validations without improvement. The test split
-is decoded with --beam-size (default 1: greedy, as the authors).
+is decoded with --beam-size (default 1: greedy, as the authors). `--no-repeat-ngram-size N` keeps any N-gram from
+appearing twice in a caption, in validation and test decoding (default: the model's own no_repeat_ngram_size
+hyper-parameter, 0 (off, as the authors) for the paper's models).
+
+Checkpoint averaging (`--average-checkpoints K`, default 0: off): the K validated checkpoints with the best CIDEr
+(or the last K, `--average-checkpoints-of last`) are kept in RUN_DIR/checkpoints and their weights averaged after
+training; the average is validated and becomes best.keras (the best checkpoint then is best_checkpoint.keras) if
+its validation CIDEr is at least the best checkpoint's, else it is kept as averaged.keras. metrics.json's
+"averaging" says which model was tested, with both validation scores (`training/averaging.py`).
 
 Outputs (RUN_DIR, default runs/<model>-<YYYYmmdd-HHMMSS>): config.json, tokenizer/, best.keras, metrics.json
 ({"val": ..., "test": ...}), test_predictions.csv (youtube_id,start_time,caption), logs/ (TensorBoard: losses,

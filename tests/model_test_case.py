@@ -44,3 +44,21 @@ def run_captioner_test(model, inputs, targets, tmp_path, max_length=6):
     assert restored.generate(features, max_length=max_length) == greedy
     assert restored.generate(features, beam_size=2, max_length=max_length) == beam
     return restored
+
+
+def assert_augmentation_is_training_only(augmented, plain, features, caption_in):
+    """`augmented` and `plain`: one model's weights with and without training augmentation. Their logits and
+    captions (greedy and beam 2: what generate, fit's validation and the export run) must be equal outside
+    training, and the logits must differ in training (while `plain` is deterministic there)."""
+    inputs = {**features, "caption_in": caption_in}
+
+    def logits(model, training):
+        return _np(model(inputs, training=training))
+
+    np.testing.assert_array_equal(logits(augmented, False), logits(plain, False))  # validation / test
+    np.testing.assert_array_equal(logits(plain, True), logits(plain, False))  # nothing else random here
+    assert not np.allclose(logits(augmented, True), logits(plain, True))  # training sees augmented inputs
+    for beam_size in (1, 2):
+        expected = plain.decode(features, beam_size=beam_size, max_length=8)
+        got = augmented.decode(features, beam_size=beam_size, max_length=8)
+        np.testing.assert_array_equal(_np(got["tokens"]), _np(expected["tokens"]))

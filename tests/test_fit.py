@@ -21,7 +21,9 @@ import tensorflow as tf
 from audiocaps_tf import fit, metrics
 from audiocaps_tf.data import demo
 from audiocaps_tf.data.layout import read_split, split_path
+from audiocaps_tf.data.pipeline import TFRecordSource, evaluation_dataset
 from audiocaps_tf.tokens.vocabulary import load_vocabulary
+from audiocaps_tf.training import averaging, evaluation, trainer
 from audiocaps_tf.training import run_dir as run_dir_lib
 from audiocaps_tf.training.callbacks import ValidationCallback
 from audiocaps_tf.training.config import RUN_ARGUMENTS, FitConfig
@@ -371,11 +373,16 @@ def test_fit_config_round_trips_through_config_json(tmp_path):
         assert FitConfig.from_json(options).to_json() == config.to_json()
     assert configs[0].to_json()["data"] == {"kind": "demo", "clips": fit.DEMO_CLIPS, "seed": fit.DEMO_SEED}
     assert configs[2].to_json()["data"] == {"kind": "data_dir", "path": str((tmp_path / "data").resolve())}
-    # A run directory written before FitConfig existed: the same options, keys and order.
+    # A run directory written before FitConfig existed: the same options, keys and order; the options added since
+    # take their defaults, which do what that run did.
     saved = json.loads((REPO / "tests" / "fixtures" / "legacy_0_1" / "run" / "config.json").read_text())
     options = {k: v for k, v in saved.items() if k not in ("format", "version", "created")}
-    assert list(FitConfig.from_json(options).to_json().items()) == list(options.items())
-    assert _parsed([*TINY, "--epochs", "1"])[0].to_json() == options
+    converted = FitConfig.from_json(options).to_json()
+    assert [(k, v) for k, v in converted.items() if k in options] == list(options.items())
+    added = {k: v for k, v in converted.items() if k not in options}
+    new_options = {"average_checkpoints": 0, "average_checkpoints_of": "best", "no_repeat_ngram_size": 0}
+    assert new_options.items() <= added.items()
+    assert _parsed([*TINY, "--epochs", "1"])[0].to_json() == {**options, **added}
     with pytest.raises(fit.FitError, match="unknown options.*colour"):
         FitConfig.from_json({**options, "colour": "red"})
 
@@ -399,7 +406,7 @@ def test_every_fit_config_option_has_exactly_one_flag():
         elif action.choices:
             value = [action.choices[-1]]
         else:
-            value = ["{}" if field.name == "model_overrides" else "16"]
+            value = [{"model_overrides": "{}", "mixup": "0.5"}.get(field.name, "16")]
         assert _parsed([action.option_strings[0], *value])[1] == {FitConfig.option_of(field)}, action.option_strings
 
 
@@ -409,9 +416,27 @@ def test_bad_option_values_are_fit_errors_with_the_flag():
                           (["--demo-clips", "5"], "--demo-clips must be at least 10"),
                           (["--data-dir", str(REPO), "--demo-seed", "1"], "do not go with --data-dir"),
                           (["--tfrecords", str(REPO / "nowhere")], "no such directory"),
-                          (["--model-overrides", "[8]"], "must be a JSON object")]:
+                          (["--model-overrides", "[8]"], "must be a JSON object"),
+                          (["--no-repeat-ngram-size", "-1"], "--no-repeat-ngram-size must be 0 \\(off\\) or more"),
+                          (["--average-checkpoints", "1"], "--average-checkpoints must be 0 \\(off\\) or at least 2"),
+                          (["--average-checkpoints", "-2"], "--average-checkpoints must be 0"),
+                          (["--model", "1nn-mfcc", "--no-repeat-ngram-size", "3"], "do not apply to 1nn-mfcc"),
+                          (["--model", "1nn-vggish", "--average-checkpoints", "3"], "do not apply to 1nn-vggish")]:
         with pytest.raises(fit.FitError, match=message):
             _parsed(argv)
+    with pytest.raises(fit.FitError, match="--average-checkpoints-of must be one of best, last"):
+        FitConfig(average_checkpoints=2, average_checkpoints_of="first")
+    # without --average-checkpoints there is nothing to choose from
+    assert _parsed(["--average-checkpoints-of", "last"])[0].average_checkpoints_of == "best"
+    config, _ = _parsed(["--average-checkpoints", "3", "--average-checkpoints-of", "last"])
+    assert config.average_checkpoints_of == "last"
+
+
+def test_help_lists_the_decoding_and_averaging_options():
+    text = " ".join(fit.build_parser().format_help().split())
+    for flag in ("--no-repeat-ngram-size N", "--average-checkpoints K", "--average-checkpoints-of {best,last}"):
+        assert flag in text
+    assert "except --strategy, --beam-size and --no-repeat-ngram-size" in text
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -466,3 +491,123 @@ def test_validation_keeps_the_best_decays_the_learning_rate_and_stops_early(tmp_
     rates = [entry["learning_rate"] for entry in state["history"]]
     np.testing.assert_allclose(rates, [1e-3, 1e-3, 1e-3, 1e-3, 5e-4, 5e-4], rtol=1e-6)
     np.testing.assert_allclose(float(model.optimizer.learning_rate), 4e-4, rtol=1e-6)  # floored
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Checkpoint averaging, n-gram blocking
+
+
+def _checkpoint(out, period):
+    with np.load(averaging.checkpoint_path(out, period)) as saved:
+        return {int(key): saved[key] for key in saved.files}
+
+
+def _averaged_variables(path):
+    """{index in model.weights: value} of the variables averaging averages, in the model saved at `path`."""
+    model = keras.models.load_model(path)
+    return {i: keras.ops.convert_to_numpy(model.weights[i]) for i in averaging.averaged_indices(model)}
+
+
+def test_checkpoint_averaging_averages_the_k_best_checkpoints_and_records_its_choice(cache, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert fit.main([*TINY, "--epochs", "3", "--average-checkpoints", "2", "--out", str(out)]) == 0
+    state = json.loads((out / "state.json").read_text())
+    record = state["averaging"]
+    ranked = sorted(state["history"], key=lambda entry: (-entry["val"]["CIDEr"], entry["period"]))
+    assert record["periods"] == sorted(entry["period"] for entry in ranked[:2]) and record["of"] == "best"
+    assert record["best_period"] == state["best"]["period"] == ranked[0]["period"]
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == [f"period-{p:04d}.npz" for p in record["periods"]]
+
+    # The average is the mean of the kept files; the best checkpoint is the file of its period.
+    used = record["used"]
+    averaged = _averaged_variables(out / ("best.keras" if used == "averaged" else "averaged.keras"))
+    single = _averaged_variables(out / ("best_checkpoint.keras" if used == "averaged" else "best.keras"))
+    first, second = (_checkpoint(out, period) for period in record["periods"])
+    best = _checkpoint(out, record["best_period"])
+    assert set(averaged) == set(first) == set(single)
+    for i, value in averaged.items():
+        np.testing.assert_allclose(value, (first[i].astype(np.float64) + second[i]) / 2, rtol=1e-6, atol=1e-7)
+        np.testing.assert_array_equal(single[i], best[i])
+    assert any(not np.allclose(averaged[i], single[i]) for i in averaged)
+
+    # metrics.json: which model the test split was scored with, and both validation scores.
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["averaging"] == record and record["val_best"] == state["best"]["val"]
+    assert set(record["val_averaged"]) == EVALUATION_KEYS
+    assert used == ("averaged" if record["val_averaged"]["CIDEr"] >= record["val_best"]["CIDEr"] else "best")
+    assert metrics["val"] == record["val_averaged" if used == "averaged" else "val_best"]
+    assert "checkpoint averaging: validation CIDEr" in capsys.readouterr().out
+
+
+class KillAfterEpochs(keras.callbacks.Callback):
+    """Kills the run once `epochs` epochs are backed up (extra callbacks come after BackupAndRestore)."""
+
+    def __init__(self, epochs):
+        super().__init__()
+        self.epochs = epochs
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 == self.epochs:
+            raise Killed()
+
+
+def _repeats(caption, n):
+    """Whether `caption` holds some n-gram (of words) twice."""
+    words = caption.split()
+    grams = [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
+    return len(grams) != len(set(grams))
+
+
+def test_a_killed_run_with_averaging_keeps_its_checkpoints_and_resumes_with_no_repeated_ngrams(cache, tmp_path,
+                                                                                                 monkeypatch):
+    out = tmp_path / "run"
+    argv = [*TINY, "--epochs", "3", "--average-checkpoints", "2", "--average-checkpoints-of", "last", "--out", str(out)]
+    with pytest.raises(Killed):
+        fit.main(argv, callbacks=[KillAfterEpochs(2)])
+    checkpoints = out / "checkpoints"
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["period-0001.npz", "period-0002.npz"]
+    kept = (checkpoints / "period-0002.npz").read_bytes()
+
+    caption_split, decoded = evaluation.caption_split, []
+
+    def recording(model, dataset, fields, **options):
+        decoded.append(options.get("no_repeat_ngram_size", 0))
+        return caption_split(model, dataset, fields, **options)
+
+    monkeypatch.setattr(evaluation, "caption_split", recording)
+    recorder = Recorder()
+    # The same command, with n-gram blocking: a change of decoding a resumed run may make.
+    assert fit.main([*argv, "--no-repeat-ngram-size", "2"], callbacks=[recorder]) == 0
+    assert recorder.epochs == [2]
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["period-0002.npz", "period-0003.npz"]  # pruned to K
+    assert (checkpoints / "period-0002.npz").read_bytes() == kept  # survived the restart as it was
+    record = json.loads((out / "metrics.json").read_text())["averaging"]
+    assert (record["of"], record["periods"]) == ("last", [2, 3])
+
+    assert decoded == [2, 2, 2]  # validating the third epoch and the average, then the test split
+    with open(out / "test_predictions.csv", newline="") as f:
+        captions = [row["caption"] for row in csv.DictReader(f)]
+    assert captions and not any(_repeats(caption, 2) for caption in captions)
+    # The same model without the option repeats itself.
+    model = keras.models.load_model(out / "best.keras")
+    dataset = evaluation_dataset(TFRecordSource(cache / f"demo-{CLIPS}-0-mfcc", "test"), ("mfcc",), batch_size=8)
+    rows, _ = caption_split(model, dataset, ("mfcc",))
+    assert any(_repeats(row["caption"], 2) for row in rows)
+
+
+def test_a_run_whose_config_json_predates_an_option_resumes_with_its_default(tmp_path):
+    """config.json as version 0.1 wrote it, without the options added since: they take their defaults (what that
+    run did), so the same command (or --resume) resumes it; a resumable one may be given anew."""
+    legacy = json.loads((REPO / "tests" / "fixtures" / "legacy_0_1" / "run" / "config.json").read_text())
+    out = tmp_path / "run"
+    out.mkdir()
+    run_dir_lib.write_json_atomically(out / "config.json", legacy)
+    run_dir_lib.write_state(out, {"status": "training", "history": [], "best": None, "stopped_early": False})
+    for argv in ([*TINY, "--epochs", "1", "--no-repeat-ngram-size", "3"], ["--resume", "--no-repeat-ngram-size", "3"]):
+        config, given = _parsed(argv)
+        _, opened, _, _ = trainer._open_run(config, given, out, resume="--resume" in argv)
+        assert opened.no_repeat_ngram_size == 3 and opened.average_checkpoints == 0
+        assert opened.average_checkpoints_of == "best" and opened.epochs == 1
+    config, given = _parsed([*TINY, "--epochs", "1", "--average-checkpoints", "2"])
+    with pytest.raises(run_dir_lib.RunDirError, match="average_checkpoints: 0 in the run, 2 now"):
+        trainer._open_run(config, given, out, resume=False)

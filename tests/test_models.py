@@ -1,7 +1,7 @@
 """Every model of the registry builds, trains one step, decodes, captions audio and reloads whole.
 
 Tiny models (8 units, 8-D embeddings, a 24-word vocabulary) on two clips: three VGGish examples / twelve MFCC
-frames of cached features, or two seconds of audio.
+frames / sixteen log-mel frames of cached features, or two seconds of audio.
 """
 
 import json
@@ -21,8 +21,10 @@ from audiocaps_tf.tokens.vocabulary import BOS_ID, EOS_ID, PAD_ID, WordVocabular
 from audiocaps_tf.layers import LogMelFrontend, MFCCFrontend, VGGish, load_vggish_weights
 from audiocaps_tf.models import (
     DEFAULT_HYPER_PARAMETERS,
+    EXCLUDED_ROWS,
     MODEL_NAMES,
     MODELS,
+    PAPER_MODEL_NAMES,
     AudioCaptioner,
     NearestNeighbourCaptioner,
     build_captioner,
@@ -61,8 +63,10 @@ def batch(vocabulary):
         "vggish_fc2": rng.normal(size=(2, 3, 128)).astype("float32"),
         "vggish_conv4": rng.uniform(0.0, 50.0, size=(2, 3, 512)).astype("float32"),
         "vggish_conv3": rng.uniform(0.0, 50.0, size=(2, 3, 256)).astype("float32"),
+        "log_mel": rng.normal(-2.0, 2.0, size=(2, 16, 64)).astype("float32"),  # drawn last: the others as before
     }
     inputs["mfcc"][1, 8:] = 0.0
+    inputs["log_mel"][1, 11:] = 0.0
     for field in ("vggish_fc2", "vggish_conv4", "vggish_conv3"):
         inputs[field][1, 2:] = 0.0
     inputs["attributes"] = tf.constant([[b"dog", b"man"], [b"bird", b""]])
@@ -132,7 +136,7 @@ def _random_index(model, rng):
 
 
 def test_registry_names_follow_the_paper():
-    assert MODEL_NAMES == (
+    assert PAPER_MODEL_NAMES == tuple(name for name in MODEL_NAMES if MODELS[name].paper) == (
         "1nn-mfcc",
         "1nn-vggish",
         "mfcc-lstm",
@@ -151,6 +155,15 @@ def test_registry_names_follow_the_paper():
     assert MODELS["tempatt-vggish-c4-lstm"].row_label() == "TempAtt-VGGish(C4)-LSTM"
     assert not MODELS["mfcc-lstm"].attention and not MODELS["vggish-lstm"].attention
     assert MODELS["topdown-vggish3-lstm"].features == ("vggish_fc2", "vggish_conv4", "vggish_conv3")
+    # Ours come after the paper's rows, marked as such, in the paper's naming and row style.
+    ours = MODEL_NAMES[len(PAPER_MODEL_NAMES):]
+    assert MODEL_NAMES[: len(PAPER_MODEL_NAMES)] == PAPER_MODEL_NAMES and ours == ("tempatt-logmel-cnn-lstm",)
+    for name in ours:
+        spec = MODELS[name]
+        assert not spec.paper and spec.row.endswith(" (ours)") and name.endswith("-lstm")
+        assert spec.row_label() not in EXCLUDED_ROWS
+    assert MODELS["tempatt-logmel-cnn-lstm"].features == ("log_mel",)
+    assert not MODELS["tempatt-logmel-cnn-lstm"].uses_vggish
 
 
 def test_defaults_are_the_authors_hyper_parameters(vocabulary):
@@ -258,6 +271,25 @@ def test_generate_without_repeated_ngrams(vocabulary, batch):
             assert all(repeats([c], n) == 0 for c in blocked), (beam_size, n, blocked)
     with pytest.raises(ValueError, match="no_repeat_ngram_size"):
         model.generate(cached, no_repeat_ngram_size=-1)
+
+
+def test_a_model_decodes_with_its_own_no_repeat_setting(vocabulary, batch, tmp_path):
+    """The `no_repeat_ngram_size` hyper-parameter is the model's decoding default, kept when saved; a call's
+    explicit value (0 too) wins."""
+    plain = _build("topdown-alignedatt", vocabulary)
+    _random_index(plain, np.random.default_rng(3))
+    blocking = _build("topdown-alignedatt", vocabulary, no_repeat_ngram_size=2)
+    _random_index(blocking, np.random.default_rng(3))
+    blocking.set_weights(plain.get_weights())
+    cached = {key: value for key, value in batch[0].items() if key in plain.required_fields}
+    assert "no_repeat_ngram_size" not in plain.get_config()  # configs saved before the setting existed still load
+    assert blocking.generate(cached, max_length=20) == plain.generate(cached, max_length=20, no_repeat_ngram_size=2)
+    assert blocking.generate(cached, max_length=20, no_repeat_ngram_size=0) == plain.generate(cached, max_length=20)
+    assert blocking.generate(cached, max_length=20) != plain.generate(cached, max_length=20)
+    blocking.save(tmp_path / "model.keras")
+    restored = keras.models.load_model(tmp_path / "model.keras")
+    assert restored.no_repeat_ngram_size == 2
+    assert restored.generate(cached, max_length=20) == blocking.generate(cached, max_length=20)
 
 
 # ---------------------------------------------------------------------------------------------------- waveforms

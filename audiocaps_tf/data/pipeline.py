@@ -15,11 +15,13 @@ Datasets:
         inputs["attributes"]  string [B, M], padded with b""
         inputs["caption_in"]  int32 [B, L]: <bos> followed by the caption ids without their last id (<eos>)
         targets               int32 [B, L]: the caption ids, ending with <eos>; both padded with PAD_ID (0)
+        mixup=p               a pair is two clips one after the other, captioned "A then B", with probability p
+                              (`data.mixup`)
     evaluation_dataset(source, fields, batch_size) -> dict batches, one row per clip, in the source's order
         key, youtube_id [B] string, start_time [B] int64, the fields, attributes [B, M],
         captions [B, N] string: every reference caption of the clip, padded with b""
 
-`fields` names record fields ("waveform", "mfcc", "vggish_fc2", "vggish_conv4", "vggish_conv3") or the
+`fields` names record fields ("waveform", "mfcc", "log_mel", "vggish_fc2", "vggish_conv4", "vggish_conv3") or the
 `prepare --features` names that expand to them ("vggish" -> the three vggish fields); None takes every field the
 source holds. A loss should ignore the padding, e.g. `SparseCategoricalCrossentropy(ignore_class=PAD_ID)`.
 
@@ -37,6 +39,7 @@ import tensorflow as tf
 
 from audiocaps_tf.audio.loading import AudioError, load_audio
 from audiocaps_tf.data import records
+from audiocaps_tf.data.mixup import CONNECTIVE, connective_ids, mix_pairs
 from audiocaps_tf.data.layout import AudioIndex, read_split, split_path
 from audiocaps_tf.tokens.vocabulary import BOS_ID, PAD_ID, Vocabulary, load_vocabulary
 
@@ -44,6 +47,7 @@ __all__ = [
     "MANIFEST_FILE",
     "TOKENIZER_DIR",
     "SkippedClipWarning",
+    "MixupWarning",
     "TFRecordSource",
     "DataDirSource",
     "open_source",
@@ -59,13 +63,20 @@ TOKENIZER_DIR = "tokenizer"
 RECORD_FIELDS = ("waveform",) + records.TENSOR_FIELDS
 # Shards read at once when shuffling; fixed (not AUTOTUNE) so a seeded order does not depend on the CPU count.
 MAX_INTERLEAVED_SHARDS = 8
-# Pairs held by the shuffle buffer by default: feature rows are a few kB to ~20 kB, a 10 s waveform 640 kB.
+# Pairs held by the shuffle buffer by default: feature rows are a few kB to ~20 kB, a 10 s waveform 640 kB (and
+# its log-mel frames 245 kB: they get the waveform's buffer).
 DEFAULT_SHUFFLE_BUFFER = 4096
 DEFAULT_WAVEFORM_SHUFFLE_BUFFER = 256
+LARGE_FIELDS = ("waveform", "log_mel")
+MIXUP_SEED_OFFSET = 1_000_003  # the seed of mixup's partner order and draws: the pipeline's seed plus this
 
 
 class SkippedClipWarning(UserWarning):
     """A clip of a data dir left out because its audio is missing or cannot be decoded."""
+
+
+class MixupWarning(UserWarning):
+    """Mixup asked for but off: the caption vocabulary cannot join two captions."""
 
 
 def _shard_pattern(split):
@@ -407,6 +418,8 @@ def training_dataset(
     repeat=False,
     shuffle_buffer=None,
     drop_remainder=False,
+    mixup=0.0,
+    vocabulary=None,
 ):
     """(inputs, targets) batches, one row per (clip, caption) pair, for `keras.Model.fit` (see the module doc).
 
@@ -419,20 +432,48 @@ def training_dataset(
         max_caption_length: cut longer captions to this many ids, keeping <eos> last.
         repeat: repeat epochs forever (before batching: every batch is full; pass `steps_per_epoch` to fit).
         shuffle_buffer: pairs in the shuffle buffer; default DEFAULT_SHUFFLE_BUFFER, or
-            DEFAULT_WAVEFORM_SHUFFLE_BUFFER when waveforms are loaded.
+            DEFAULT_WAVEFORM_SHUFFLE_BUFFER when waveforms or log-mel frames are loaded.
+        mixup: the probability that a pair is replaced by its clip and another one, one after the other, with
+            their captions joined "A then B" (`data.mixup`; 0: never). Needs "then" in the caption vocabulary
+            (`vocabulary`, default the source's), else mixup is off with a `MixupWarning`.
     """
     if max_caption_length is not None and max_caption_length < 1:
         raise ValueError(f"max_caption_length must be >= 1, got {max_caption_length}")
+    if not 0.0 <= float(mixup) <= 1.0:
+        raise ValueError(f"mixup must be a probability in [0, 1], got {mixup}")
     fields = source.resolve_fields(fields)
-    clips = source.clip_dataset(fields, shuffle=shuffle, seed=seed)
-    pairs = clips.flat_map(functools.partial(_clip_pairs, fields=fields, max_caption_length=max_caption_length))
-    if shuffle:
-        if shuffle_buffer is None:
-            shuffle_buffer = DEFAULT_WAVEFORM_SHUFFLE_BUFFER if "waveform" in fields else DEFAULT_SHUFFLE_BUFFER
-        pairs = pairs.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    if shuffle_buffer is None:
+        large = any(field in LARGE_FIELDS for field in fields)
+        shuffle_buffer = DEFAULT_WAVEFORM_SHUFFLE_BUFFER if large else DEFAULT_SHUFFLE_BUFFER
+    pairs = _pairs(source, fields, shuffle, seed, max_caption_length, shuffle_buffer)
+    if mixup:
+        pairs = _with_mixup(pairs, source, fields, float(mixup), vocabulary or source.vocabulary, seed,
+                            max_caption_length, shuffle_buffer)
     if repeat:
         pairs = pairs.repeat()
     return _padded_batch(pairs, batch_size, drop_remainder).prefetch(tf.data.AUTOTUNE)
+
+
+def _pairs(source, fields, shuffle, seed, max_caption_length, shuffle_buffer):
+    """The (inputs, targets) pairs of every clip, unbatched; shuffled anew every pass when `shuffle`."""
+    clips = source.clip_dataset(fields, shuffle=shuffle, seed=seed)
+    pairs = clips.flat_map(functools.partial(_clip_pairs, fields=fields, max_caption_length=max_caption_length))
+    if shuffle:
+        pairs = pairs.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    return pairs
+
+
+def _with_mixup(pairs, source, fields, probability, vocabulary, seed, max_caption_length, shuffle_buffer):
+    """`pairs` mixed with the pairs of an independently shuffled pass over the source (`mixup.mix_pairs`)."""
+    connective = connective_ids(vocabulary)
+    if connective is None:
+        warnings.warn(f"mixup is off: the caption vocabulary has no {CONNECTIVE!r} to join two captions with",
+                      MixupWarning, stacklevel=3)
+        return pairs
+    # Another order than the pairs' own (seed + e is epoch e's), the same for the same seed.
+    partner_seed = int(np.random.default_rng().integers(2**31)) if seed is None else int(seed) + MIXUP_SEED_OFFSET
+    partners = _pairs(source, fields, True, partner_seed, max_caption_length, shuffle_buffer).repeat()
+    return mix_pairs(pairs, partners, probability, connective, max_caption_length, seed=partner_seed)
 
 
 def evaluation_dataset(source, fields=None, batch_size=32):

@@ -118,8 +118,8 @@ def prepare_dataset(
         data_dir: a directory in the AudioCaps layout (`layout.py`); train.csv is always read (vocabularies).
         out_dir: where everything is written: a new or empty directory, or one an earlier call wrote with
             the same options (then complete shards are kept and the rest is written).
-        features: names among "waveform" (int16 PCM), "vggish" (fc2, conv4, conv3) and "mfcc" (a list or a
-            comma-separated string).
+        features: names among "waveform" (int16 PCM), "vggish" (fc2, conv4, conv3), "mfcc" and "log_mel"
+            (VGGish's log-mel frames, no weights needed) (a list or a comma-separated string).
         splits: the splits to write.
         workers: audio-decoding processes ("spawn"); None: one per CPU; 0: decode in this process.
             The records do not depend on it. Spawned workers import the main script again, so a script must

@@ -58,6 +58,8 @@ def feature_shapes(features, num_samples=None):
             steps = num_log_mel_examples(num_samples)
             for name in ("fc2", "conv4", "conv3"):
                 shapes[f"vggish_{name}"] = [steps, VGGISH_CHANNELS[name]]
+        elif feature == "log_mel":  # the frames of VGGish's whole examples (`models.preprocessor`)
+            shapes["log_mel"] = [num_log_mel_examples(num_samples) * params.EXAMPLE_FRAMES, params.NUM_MEL_BANDS]
     return shapes
 
 

@@ -15,6 +15,7 @@ vocabulary as a ragged list), its attribute words, and the features `prepare` wa
     vggish_conv4   bytes          float32 [T, 512]                          (feature "vggish")
     vggish_conv3   bytes          float32 [T, 256]                          (feature "vggish")
     mfcc           bytes          float32 [F, 20]                           (feature "mfcc")
+    log_mel        bytes          float32 [F, 64]                           (feature "log_mel": 10 ms frames)
 """
 
 import numpy as np
@@ -24,7 +25,7 @@ from audiocaps_tf.features import PREPARE_FEATURES
 
 # `prepare --features` names -> the record fields they write (`audiocaps_tf.features`).
 FEATURE_FIELDS = PREPARE_FEATURES
-TENSOR_FIELDS = ("vggish_fc2", "vggish_conv4", "vggish_conv3", "mfcc")
+TENSOR_FIELDS = ("vggish_fc2", "vggish_conv4", "vggish_conv3", "mfcc", "log_mel")
 WAVEFORM_SCALE = 32767.0  # int16 full scale, symmetric so -1 and 1 both fit
 
 

@@ -31,8 +31,9 @@ def build_parser():
                         help="version number (default: the next free one)")
     parser.add_argument("--beam-size", type=positive_int, default=1, metavar="K",
                         help="beam width of the served captions (default 1: greedy, as the caption command)")
-    parser.add_argument("--no-repeat-ngram-size", type=non_negative_int, default=0, metavar="N",
-                        help="never repeat an N-gram within a caption (e.g. 3; default 0: off, the paper's decoding)")
+    parser.add_argument("--no-repeat-ngram-size", type=non_negative_int, metavar="N",
+                        help="never repeat an N-gram within a caption (e.g. 3; 0: off, the paper's decoding; "
+                             "default: the model's own, its no_repeat_ngram_size hyper-parameter)")
     return parser
 
 

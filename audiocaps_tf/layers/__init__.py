@@ -2,8 +2,12 @@
 
 from audiocaps_tf.layers.layer_norm_lstm_cell import LayerNormLSTM, LayerNormLSTMCell
 from audiocaps_tf.layers.log_mel_frontend import LogMelFrontend
+from audiocaps_tf.layers.log_mel_cnn import LogMelCNNEncoder
 from audiocaps_tf.layers.caption_decoder import CaptionDecoder
 from audiocaps_tf.layers.feature_masking import FeatureMasking
+from audiocaps_tf.layers.feature_shift import FeatureShift
+from audiocaps_tf.layers.input_augmentation import InputAugmentation
+from audiocaps_tf.layers.waveform_augmentation import WaveformAugmentation
 from audiocaps_tf.layers.luong_decoder import LuongDecoder
 from audiocaps_tf.layers.masking import masked_mean, time_mask
 from audiocaps_tf.layers.nearest_neighbour_index import NearestNeighbourIndex
@@ -20,6 +24,9 @@ from audiocaps_tf.layers.transformer_decoder import TransformerDecoder
 __all__ = [
     "CaptionDecoder",
     "FeatureMasking",
+    "FeatureShift",
+    "InputAugmentation",
+    "WaveformAugmentation",
     "NearestNeighbourIndex",
     "masked_mean",
     "time_mask",
@@ -27,6 +34,7 @@ __all__ = [
     "LayerNormLSTMCell",
     "LuongDecoder",
     "LogMelFrontend",
+    "LogMelCNNEncoder",
     "MFCCFrontend",
     "VGGish",
     "load_vggish_weights",

@@ -1,13 +1,13 @@
 """The captioners: keras-hub's preprocessor / encoder / decoder / task split, and the paper's models by name.
 
     features.py (package root)  the feature table: record fields, sizes, frontends
-    preprocessor.py   `AudioPreprocessor`: waveform -> features (MFCC, or log-mel + VGGish)
+    preprocessor.py   `AudioPreprocessor`: waveform -> features (MFCC, log-mel, or log-mel + VGGish)
     encoders/         one class per encoder family, each returning memories, masks and an initial state
     (layers/)         `CaptionDecoder` (the decoder interface) and `LuongDecoder`; `NearestNeighbourIndex`
     task.py           `Captioner`: the task base (generate, decode cache, detokenisation, features)
     audio_captioner.py  `AudioCaptioner`: preprocessor -> encoder -> decoder
     nearest_neighbour.py  `NearestNeighbourCaptioner`: the 1NN baselines
-    registry.py       the paper's models as data: name -> `ModelSpec`
+    registry.py       the paper's models (and ours, `paper=False`) as data: name -> `ModelSpec`
     components.py     a spec's preprocessor, encoder and decoder
     builder.py        `build_captioner(name, vocabulary, ...)`
     legacy.py         models saved by version 0.1 load with their weights
@@ -25,6 +25,7 @@ from audiocaps_tf.models.registry import (
     EXCLUDED_ROWS,
     MODEL_NAMES,
     MODELS,
+    PAPER_MODEL_NAMES,
     ModelSpec,
     get_spec,
     resolve_hyper_parameters,
@@ -42,6 +43,7 @@ __all__ = [
     "EXCLUDED_ROWS",
     "MODEL_NAMES",
     "MODELS",
+    "PAPER_MODEL_NAMES",
     "ModelSpec",
     "AudioCaptioner",
     "AudioPreprocessor",

@@ -1,7 +1,8 @@
 """`AudioCaptioner`: the paper's generative captioners, preprocessor -> encoder -> decoder, one Keras model.
 
     features = preprocessor(waveform)          or the cached fields of prepared TFRecords
-    features = augmentation(features)          training only, when the model has one (`layers.FeatureMasking`)
+    features = augmentation(features)          training only, when the model has one (`layers.FeatureMasking`, or
+                                               `layers.InputAugmentation`, which also augments the waveform first)
     encoded  = encoder.encode(features)        {"memories", "memory_masks", "initial_state"} (`encoders.base`)
     logits   = decoder(caption_in, encoded)    teacher forcing (training), or greedy / beam search (`decode`)
 
@@ -17,6 +18,7 @@ Call: `inputs` a dict as `data.pipeline.training_dataset` yields (feature fields
 import keras
 
 from audiocaps_tf.decoding import MAX_CAPTION_LENGTH, beam_search, greedy_decode
+from audiocaps_tf.layers.input_augmentation import InputAugmentation
 from audiocaps_tf.neighbours import nearest_training_clips, pooled_array
 from audiocaps_tf.models import legacy
 from audiocaps_tf.models.task import Captioner, as_layer
@@ -36,13 +38,16 @@ class AudioCaptioner(Captioner):
         model_name: the registry name, when it has one.
         max_caption_length: tokens of a generated caption at most, <eos> included (51, the authors').
         length_penalty: decoding score, log P / len ** length_penalty (1: mean per-token log-probability).
+        no_repeat_ngram_size: n > 0: decoding never repeats an n-gram within a caption unless a call says otherwise
+            (0: off, the paper's decoding).
         hyper_parameters: the registry hyper-parameters it was built with (for reference; not used).
-        augmentation: None, or a layer applied to the features dict in training only (`layers.FeatureMasking`).
+        augmentation: None, or a layer applied in training only: to the features dict (`layers.FeatureMasking`),
+            or an `InputAugmentation` (to the waveform before the preprocessor, then to the features).
     """
 
     def __init__(self, preprocessor, encoder, decoder, vocabulary, model_name=None,
                  max_caption_length=MAX_CAPTION_LENGTH, length_penalty=1.0, hyper_parameters=None, augmentation=None,
-                 **kwargs):
+                 no_repeat_ngram_size=0, **kwargs):
         super().__init__(preprocessor, vocabulary, model_name=model_name, max_caption_length=max_caption_length,
                          **kwargs)
         self.encoder = as_layer(encoder)
@@ -52,6 +57,7 @@ class AudioCaptioner(Captioner):
         if missing:
             raise ValueError(f"the encoder reads {missing}, which the preprocessor does not compute")
         self.length_penalty = float(length_penalty)
+        self.no_repeat_ngram_size = int(no_repeat_ngram_size)
         object.__setattr__(self, "hyper_parameters", dict(hyper_parameters or {}))  # plain, untracked
         self.build()
 
@@ -133,13 +139,25 @@ class AudioCaptioner(Captioner):
 
     def encode(self, inputs, training=False):
         """Everything the decoder needs: {"memories", "memory_masks", "initial_state"} (`encoders.base`)."""
-        features = self.features(inputs)
         if training and self.augmentation is not None:
-            features = self.augmentation(features, training=True)
+            features = self.training_features(inputs)
+        else:
+            features = self.features(inputs)
         encoded = self.encoder.encode(features, inputs, training=training)
         if not self.decoder.use_attention:
             encoded = {**encoded, "memories": [], "memory_masks": []}
         return encoded
+
+    def training_features(self, inputs):
+        """The features of a training step, augmented: an `InputAugmentation` augments a fed waveform before the
+        preprocessor (and then tells the features are not cached ones), any other layer the features alone."""
+        augmentation = self.augmentation
+        if not isinstance(augmentation, InputAugmentation):
+            return augmentation(self.features(inputs), training=True)
+        cached = all(field in inputs for field in self.preprocessor.fields) or "waveform" not in inputs
+        if not cached:
+            inputs = {**inputs, "waveform": augmentation.augment_waveform(inputs["waveform"], training=True)}
+        return augmentation(self.features(inputs), training=True, cached=cached)
 
     def call(self, inputs, training=False):
         encoded = self.encode(inputs, training=training)
@@ -150,12 +168,16 @@ class AudioCaptioner(Captioner):
             mask = {"memories": encoded["memory_masks"]}
         return self.decoder(decoder_inputs, mask=mask, training=training)
 
-    def decode(self, inputs, beam_size=1, max_length=None, no_repeat_ngram_size=0):
+    @property
+    def decoding_no_repeat_ngram_size(self):
+        return self.no_repeat_ngram_size
+
+    def decode(self, inputs, beam_size=1, max_length=None, no_repeat_ngram_size=None):
         """Captions as ids, graph-friendly (core TF ops only; any batch size, inside a tf.function too).
 
         inputs: as `call` without "caption_in". beam_size 1 is greedy decoding (the authors'), more is beam search
         (`audiocaps_tf.decoding`); max_length defaults to `max_caption_length`; no_repeat_ngram_size n > 0 blocks
-        every token that would repeat an n-gram of the caption.
+        every token that would repeat an n-gram of the caption (None: the model's `no_repeat_ngram_size`).
         Returns {"tokens" int32 [B, L] (ending with <eos> unless cut, padded with 0), "scores" float32 [B]
         (length-normalised log-probability, `length_penalty`), "lengths" int32 [B], "attention": greedy only, one
         float32 [B, L, T_i] per memory ([] for beam search and decoders without attention)}.
@@ -167,7 +189,7 @@ class AudioCaptioner(Captioner):
             initial_state=encoded["initial_state"],
             max_length=int(max_length or self.max_caption_length),
             length_penalty=self.length_penalty,
-            no_repeat_ngram_size=int(no_repeat_ngram_size),
+            no_repeat_ngram_size=self.resolve_no_repeat(no_repeat_ngram_size),
         )
         if int(beam_size) == 1:
             return greedy_decode(self.decoder, **options)
@@ -183,6 +205,7 @@ class AudioCaptioner(Captioner):
             "encoder": keras.saving.serialize_keras_object(self.encoder),
             "decoder": keras.saving.serialize_keras_object(self.decoder),
             "length_penalty": self.length_penalty,
+            **({"no_repeat_ngram_size": self.no_repeat_ngram_size} if self.no_repeat_ngram_size else {}),
             "hyper_parameters": dict(self.hyper_parameters),
             **({} if self.augmentation is None
                else {"augmentation": keras.saving.serialize_keras_object(self.augmentation)}),

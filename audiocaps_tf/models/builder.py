@@ -34,7 +34,7 @@ def build_captioner(name, vocabulary, attribute_vocabulary=None, attributes=None
     """
     spec = get_spec(name)
     model_kwargs = {key: overrides.pop(key) for key in ("name", "dtype") if key in overrides}
-    hyper = resolve_hyper_parameters(overrides)
+    hyper = resolve_hyper_parameters(overrides, name)
     vocabulary = as_vocabulary(vocabulary)
     dtype = model_kwargs.get("dtype")
     if spec.is_retrieval:
@@ -47,4 +47,4 @@ def build_captioner(name, vocabulary, attribute_vocabulary=None, attributes=None
                                   vggish_trainable, dtype=dtype)
     return AudioCaptioner(**components, vocabulary=vocabulary, model_name=name,
                           max_caption_length=hyper["max_caption_length"], length_penalty=hyper["length_penalty"],
-                          hyper_parameters=hyper, **model_kwargs)
+                          no_repeat_ngram_size=hyper["no_repeat_ngram_size"], hyper_parameters=hyper, **model_kwargs)

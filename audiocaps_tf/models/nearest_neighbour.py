@@ -75,8 +75,8 @@ class NearestNeighbourCaptioner(Captioner):
         """int32 [B]: the row of the nearest indexed clip of every input clip."""
         return self.caption_index.nearest(self.pooled_features(inputs))
 
-    def decode(self, inputs, beam_size=1, max_length=None, no_repeat_ngram_size=0):
-        if int(no_repeat_ngram_size):
+    def decode(self, inputs, beam_size=1, max_length=None, no_repeat_ngram_size=None):
+        if self.resolve_no_repeat(no_repeat_ngram_size):
             raise ValueError("no_repeat_ngram_size: a 1NN captioner returns a training caption as it is; use 0")
         indices = self.retrieve(inputs)
         values = ops.convert_to_tensor(self.caption_index.index_values)

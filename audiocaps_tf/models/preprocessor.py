@@ -2,6 +2,9 @@
 
     mfcc                              `MFCCFrontend` (the paper's section 5.1)
     vggish_fc2 / _conv4 / _conv3      `LogMelFrontend` + `VGGish(outputs=<only those needed>)`
+    log_mel                           `LogMelFrontend`'s examples [B, E, 96, 64] as one sequence of frames
+                                      [B, E * 96, 64] (10 ms hop; the samples after the last whole 0.96 s
+                                      example are dropped, as for VGGish, so both cover the same audio)
 
 Sizes and names come from `audiocaps_tf.features`. Cached features (prepared TFRecords) skip it: `features(inputs)`
 returns the fields as given when `inputs` holds them all. VGGish is frozen unless `vggish_trainable`; load its
@@ -18,7 +21,14 @@ from audiocaps_tf.layers.masking import masked_mean, time_mask
 from audiocaps_tf.layers.mfcc_frontend import MFCCFrontend
 from audiocaps_tf.layers.vggish import VGGish
 
-__all__ = ["AudioPreprocessor"]
+__all__ = ["AudioPreprocessor", "log_mel_frames"]
+
+
+def log_mel_frames(examples):
+    """VGGish log-mel examples [B, E, 96, 64] -> their frames in order [B, E * 96, 64]: the examples do not overlap
+    (hop 96 frames), so this is the log-mel spectrogram itself, 10 ms per frame."""
+    batch, count, frames, bands = keras.ops.shape(examples)
+    return keras.ops.reshape(examples, (batch, count * frames, bands))  # no -1: a batch may be empty
 
 
 @keras.saving.register_keras_serializable(package="audiocaps_tf")
@@ -30,14 +40,15 @@ class AudioPreprocessor(keras.layers.Layer):
         fields = tuple(fields)
         kinds = [feature(field).frontend for field in fields]
         if not fields or None in kinds:
-            raise ValueError(f"AudioPreprocessor computes mfcc and vggish_* fields; got {list(fields)}")
+            raise ValueError(f"AudioPreprocessor computes mfcc, log_mel and vggish_* fields; got {list(fields)}")
         object.__setattr__(self, "fields", fields)  # a plain tuple, untracked
         self.vggish_trainable = bool(vggish_trainable)
         self.mfcc_frontend = self.log_mel = self.vggish = None
         if "mfcc" in kinds:
             self.mfcc_frontend = MFCCFrontend(name="mfcc_frontend", dtype=self.dtype_policy)
-        if "vggish" in kinds:
+        if "vggish" in kinds or "log_mel" in kinds:  # one log-mel for both
             self.log_mel = LogMelFrontend(name="log_mel", dtype=self.dtype_policy)
+        if "vggish" in kinds:
             self.vggish = VGGish(outputs=vggish_outputs(fields), trainable=self.vggish_trainable, name="vggish",
                                  dtype=self.dtype_policy)
 
@@ -57,9 +68,13 @@ class AudioPreprocessor(keras.layers.Layer):
         outputs = {}
         if self.mfcc_frontend is not None:
             outputs["mfcc"] = self.mfcc_frontend(waveform)
-        if self.vggish is not None:
-            computed = self.vggish(self.log_mel(waveform))
-            outputs.update({f: computed[feature(f).vggish_output] for f in self.fields if f != "mfcc"})
+        if self.log_mel is not None:
+            examples = self.log_mel(waveform)
+            if "log_mel" in self.fields:
+                outputs["log_mel"] = log_mel_frames(examples)
+            if self.vggish is not None:
+                computed = self.vggish(examples)
+                outputs.update({f: computed[feature(f).vggish_output] for f in self.fields if feature(f).vggish_output})
         return outputs
 
     def features(self, inputs):

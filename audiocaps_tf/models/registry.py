@@ -1,4 +1,4 @@
-"""The paper's models by name: one entry per row of Tables 2 and 3 that this package reproduces.
+"""The paper's models by name: one entry per row of Tables 2 and 3 that this package reproduces, then ours.
 
     name                     paper row                        features                   encoder   memories
     1nn-mfcc                 1NN-MFCC                         mfcc                       (1NN retrieval)
@@ -13,8 +13,11 @@
     topdown-vggish3-lstm     TopDown-VGGish(FC2,C4,C3)-LSTM   fc2, conv4, conv3          topdown   audio
     topdown-semtempatt       TopDown-SemTempAtt(1NN|GT)       fc2, conv4 + attributes    topdown   words, audio
     topdown-alignedatt       TopDown-AlignedAtt(1NN|GT)       fc2, conv4 + attributes    topdown   words, context
+    tempatt-logmel-cnn-lstm  TempAtt-LogMelCNN-LSTM (ours)    log_mel                    logmelcnn audio
 
 (fc2, conv4, conv3: the record fields vggish_fc2, vggish_conv4, vggish_conv3; `audiocaps_tf.features`.)
+Entries after the paper's rows are ours (`paper=False`): not in the paper, e.g. tempatt-logmel-cnn-lstm, a small CNN
+over the log-mel spectrogram trained from scratch, for users who have no pretrained weights (no VGGish).
 
 The registry is data: each name is a `ModelSpec` (the features its preprocessor computes, its encoder class, its
 decoder, the paper's row), and `models.builder.build_captioner` turns one into a model. A new encoder is one class
@@ -35,6 +38,7 @@ from audiocaps_tf.features import feature, vggish_outputs
 from audiocaps_tf.models.encoders import (
     ATTRIBUTE_SOURCES,
     BiLSTMAudioEncoder,
+    LogMelCNNAudioEncoder,
     MFCCAudioEncoder,
     SemanticTopDownEncoder,
     TopDownAudioEncoder,
@@ -44,6 +48,7 @@ __all__ = [
     "ModelSpec",
     "MODELS",
     "MODEL_NAMES",
+    "PAPER_MODEL_NAMES",
     "ATTRIBUTE_SOURCES",
     "EXCLUDED_ROWS",
     "DEFAULT_HYPER_PARAMETERS",
@@ -62,8 +67,12 @@ class ModelSpec:
     semantic: None, "semtempatt" (attribute words as a second memory, independent of the temporal attention) or
         "alignedatt" (attention flow + context biLSTM: the paper's aligned semantic attention).
     decoder: the decoder's name in `models.builder.DECODERS` ("luong": `LuongDecoder`).
-    row: the paper's row label; "{attributes}" is filled with "1NN" or "GT" (`row_label`).
+    row: the paper's row label; "{attributes}" is filled with "1NN" or "GT" (`row_label`); for entries of ours,
+        a label in the same style ending with "(ours)".
     table: the paper's table holding the row.
+    paper: False for entries of ours, which are no row of the paper's tables (`table` means nothing for them).
+    defaults: (hyper-parameter, value) pairs the entry uses instead of DEFAULT_HYPER_PARAMETERS' (a recipe of ours,
+        e.g. augmentation on); the paper's entries have none.
     """
 
     name: str
@@ -74,6 +83,8 @@ class ModelSpec:
     semantic: str = None
     table: int = 2
     decoder: str = "luong"
+    paper: bool = True
+    defaults: tuple = ()
 
     @property
     def is_retrieval(self):
@@ -116,10 +127,14 @@ _SPECS = (
               SemanticTopDownEncoder, semantic="semtempatt"),
     ModelSpec("topdown-alignedatt", "TopDown-AlignedAtt({attributes})", ("vggish_fc2", "vggish_conv4"),
               SemanticTopDownEncoder, semantic="alignedatt"),
+    # Ours, after the paper's rows.
+    ModelSpec("tempatt-logmel-cnn-lstm", "TempAtt-LogMelCNN-LSTM (ours)", ("log_mel",), LogMelCNNAudioEncoder,
+              paper=False),
 )
 
 MODELS = {spec.name: spec for spec in _SPECS}
-MODEL_NAMES = tuple(spec.name for spec in _SPECS)  # the order of the paper's Table 2
+MODEL_NAMES = tuple(spec.name for spec in _SPECS)  # the order of the paper's Table 2, then ours
+PAPER_MODEL_NAMES = tuple(spec.name for spec in _SPECS if spec.paper)  # the paper's rows only
 
 # Paper rows not reproduced, and why (for the README and `--help`).
 EXCLUDED_ROWS = {
@@ -154,7 +169,15 @@ DEFAULT_HYPER_PARAMETERS = {
     "mfcc_kernel_size": 3,
     "mfcc_num_blocks": 2,
     "mfcc_pool_size": 2,
+    # tempatt-logmel-cnn-lstm's CNN (`layers.LogMelCNNEncoder`): first block's channels (doubled each block), blocks
+    # (each halves the mel bands) and the total time downsampling (a power of two: 4 makes 10 ms frames 40 ms steps).
+    "log_mel_channels": 16,
+    "log_mel_num_blocks": 3,
+    "log_mel_time_pool": 4,
     "length_penalty": 1.0,  # decoding score: mean per-token log-probability
+    # Decoding never repeats an n-gram of this size within a caption, unless a call says otherwise; 0: off (the
+    # paper's decoding). Held by the model, so `generate`, `caption` and `export` decode as training validated.
+    "no_repeat_ngram_size": 0,
     # The decoder: None is the registry entry's own ("luong"); "transformer" is `layers.TransformerDecoder`.
     "decoder": None,
     "transformer_dim": 256,
@@ -167,20 +190,27 @@ DEFAULT_HYPER_PARAMETERS = {
     "time_mask_fraction": 0.1,
     "feature_masks": 0,
     "feature_mask_fraction": 0.1,
+    # Training-only gain (waveform input only) and time shift (waveform or cached features) of every clip, at most
+    # this many dB / seconds either way (`layers.InputAugmentation`); 0: off. Mode: "circular" or "zeros".
+    "gain_db": 0.0,
+    "time_shift_seconds": 0.0,
+    "time_shift_mode": "circular",
 }
 
 _DROPOUT_KEYS = {"encoder": "encoder_dropout", "word": "word_dropout", "context": "context_dropout",
                  "decoder": "decoder_dropout"}
 
 
-def resolve_hyper_parameters(overrides=None):
-    """DEFAULT_HYPER_PARAMETERS updated with `overrides`.
+def resolve_hyper_parameters(overrides=None, model=None):
+    """DEFAULT_HYPER_PARAMETERS updated with the registry entry `model`'s own defaults (if given), then `overrides`.
 
     Besides the keys of DEFAULT_HYPER_PARAMETERS, `dropouts` (or `dropout`) sets dropout rates at once: a float for
     all four, or a dict with any of "encoder", "word", "context", "decoder". Unknown keys raise a TypeError.
     """
     overrides = dict(overrides or {})
     resolved = dict(DEFAULT_HYPER_PARAMETERS)
+    if model is not None:
+        resolved.update(get_spec(model).defaults)
     for alias in ("dropouts", "dropout"):
         if alias not in overrides:
             continue

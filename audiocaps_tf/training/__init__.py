@@ -8,4 +8,5 @@
     data.py         the demo cache, preparing --data-dir, attribute overrides, pooled features
     evaluation.py   captioning a split with a model, scoring it, predictions CSVs
     callbacks.py    validation (greedy decoding + metrics), best model, learning-rate decay, early stopping
+    averaging.py    --average-checkpoints: the kept checkpoints, their average, the choice of the final model
 """

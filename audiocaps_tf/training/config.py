@@ -31,6 +31,7 @@ CLIP_NORM = 0.4
 LABEL_SMOOTHING = 0.02
 ADAM = {"beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-8}  # not options: the authors'
 VALIDATION_FREQUENCY = 1.0
+AVERAGE_OF = ("best", "last")  # which checkpoints --average-checkpoints averages
 PATIENCE = 8
 LR_PATIENCE = 3
 
@@ -76,10 +77,14 @@ class FitConfig:
     min_learning_rate: float = MIN_LEARNING_RATE
     clip_norm: float = CLIP_NORM
     label_smoothing: float = LABEL_SMOOTHING
+    mixup: float = 0.0  # probability of a mixed training pair (`data.mixup`); 0: off
     validation_frequency: float = _field(VALIDATION_FREQUENCY, _POSITIVE)
     patience: int = PATIENCE
     lr_patience: int = LR_PATIENCE
+    average_checkpoints: int = 0  # 0: off
+    average_checkpoints_of: str = "best"  # one of AVERAGE_OF
     beam_size: int = _field(1, _POSITIVE)
+    no_repeat_ngram_size: int | None = None  # None: the model's own (its hyper-parameter); 0: off
     strategy: str = "auto"
     seed: int = 0
     attributes: str | None = None
@@ -107,12 +112,31 @@ class FitConfig:
                 raise FitError(f"--{field.name.replace('_', '-')} must be positive, got {value}")
         if self.patience < 0 or self.lr_patience < 0:
             raise FitError("--patience and --lr-patience must be >= 0")
+        if not 0.0 <= self.mixup <= 1.0:
+            raise FitError(f"--mixup must be a probability in [0, 1], got {self.mixup}")
+        if spec.is_retrieval and self.mixup:
+            raise FitError(f"--mixup does not apply to {self.model}: a 1NN model is not trained")
+        self._check_decoding_and_averaging(spec)
         try:
             resolve_hyper_parameters(self.model_overrides)
         except TypeError as err:
             raise FitError(f"--model-overrides: {err}") from None
         if self.data["kind"] == "demo" and self.demo_clips < 10:
             raise FitError("--demo-clips must be at least 10 (train, val and test need clips)")
+
+    def _check_decoding_and_averaging(self, spec):
+        if self.no_repeat_ngram_size is not None and self.no_repeat_ngram_size < 0:
+            raise FitError(f"--no-repeat-ngram-size must be 0 (off) or more, got {self.no_repeat_ngram_size}")
+        if self.average_checkpoints < 0 or self.average_checkpoints == 1:
+            raise FitError(f"--average-checkpoints must be 0 (off) or at least 2, got {self.average_checkpoints}")
+        if self.average_checkpoints_of not in AVERAGE_OF:
+            raise FitError(f"--average-checkpoints-of must be one of {', '.join(AVERAGE_OF)}, got "
+                           f"{self.average_checkpoints_of!r}")
+        if not self.average_checkpoints:
+            self.average_checkpoints_of = "best"  # no checkpoints to choose
+        if spec.is_retrieval and (self.no_repeat_ngram_size or self.average_checkpoints):
+            raise FitError(f"--no-repeat-ngram-size and --average-checkpoints do not apply to {self.model}: a 1NN "
+                           "model is not trained and returns training captions as they are")
 
     @property
     def data(self):
@@ -218,7 +242,8 @@ def _arguments():
                              help="run directory (default runs/<model>-<YYYYmmdd-HHMMSS>); never overwritten")),
         (None, "--resume", dict(action="store_true",
                                 help="continue the unfinished run in --out with its own options (options given "
-                                     "again must match, except --strategy and --beam-size)")),
+                                     "again must match, except --strategy, --beam-size and "
+                                     "--no-repeat-ngram-size)")),
         (None, "--epochs", dict(type=float, metavar="N", help=f"epochs of the training data (default {EPOCHS})")),
         (None, "--batch-size", dict(type=int, metavar="B",
                                     help=f"captions per batch and replica (default: {BATCH_SIZE}, the authors', "
@@ -229,15 +254,31 @@ def _arguments():
         (None, "--min-lr", dict(dest="min_learning_rate", type=float, metavar="LR",
                                 help=f"floor of the plateau decay (default {MIN_LEARNING_RATE:g})")),
         (None, "--beam-size", dict(type=int, metavar="K", help="beam width for the test split (default 1)")),
+        (None, "--no-repeat-ngram-size", dict(type=int, metavar="N",
+                                              help="never repeat an N-gram within a caption when decoding the "
+                                                   "validation and test splits (e.g. 3; 0: off, the paper's "
+                                                   "decoding; default: the model's own no_repeat_ngram_size "
+                                                   "hyper-parameter, which caption and export also use)")),
         (None, "--strategy", dict(choices=STRATEGIES, help="tf.distribute strategy (default auto)")),
         (None, "--seed", dict(type=int, metavar="S", help="random seed (default 0)")),
         (None, "--validation-frequency", dict(type=float, metavar="EPOCHS",
                                               help="epochs between validations, e.g. 0.3 as the authors (default 1)")),
+        (None, "--mixup", dict(type=float, metavar="P",
+                               help="replace a training pair, with probability P, by its clip's first half then "
+                                    "another clip's, captioned \"<caption> then <other caption>\" (default 0: off)")),
         (None, "--patience", dict(type=int, metavar="N", help=f"stop after N validations without a better CIDEr "
                                                               f"(default {PATIENCE}; 0: never)")),
         (None, "--lr-patience", dict(type=int, metavar="N",
                                      help=f"halve the learning rate after N validations without improvement "
                                           f"(default {LR_PATIENCE}; 0: never)")),
+        (None, "--average-checkpoints", dict(type=int, metavar="K",
+                                             help="average the weights of K validated checkpoints (the K best by "
+                                                  "validation CIDEr, or see --average-checkpoints-of) into the "
+                                                  "final model, used if its validation CIDEr is at least the best "
+                                                  "checkpoint's (default 0: off)")),
+        (None, "--average-checkpoints-of", dict(choices=AVERAGE_OF,
+                                                help="which K checkpoints --average-checkpoints averages: best "
+                                                     "(default) or last")),
         (None, "--attributes", dict(choices=ATTRIBUTE_SOURCES,
                                     help="attribute words of semantic models: 1nn (default) or gt")),
         (None, "--vggish-weights", dict(metavar="SOURCE", help="VGGish weights: TF Hub handle (default), extracted "

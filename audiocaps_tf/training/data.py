@@ -121,9 +121,11 @@ class AttributeOverride:
         return self.source.clip_dataset(fields, shuffle=shuffle, seed=seed).map(replace)
 
 
-def training_stream(source, fields, batch_size, epochs, seed=0, first_epoch=0, max_caption_length=None):
+def training_stream(source, fields, batch_size, epochs, seed=0, first_epoch=0, max_caption_length=None, mixup=0.0,
+                    vocabulary=None):
     """Training batches of data epochs `first_epoch` .. `first_epoch + epochs - 1`, then the same again: data
-    epoch e is `pipeline.training_dataset` shuffled with seed `seed + e`, its last batch possibly smaller.
+    epoch e is `pipeline.training_dataset` shuffled with seed `seed + e`, its last batch possibly smaller, with
+    `mixup` (a probability; `vocabulary` is the caption vocabulary, default the source's) as that takes it.
 
     Epoch e's order depends on nothing but (seed, e): not on how many iterators were made over the stream before
     (Keras makes one to build a distributed model and then starts afresh, which would otherwise move a reshuffling
@@ -133,6 +135,6 @@ def training_stream(source, fields, batch_size, epochs, seed=0, first_epoch=0, m
     stream = None
     for index in range(int(first_epoch), int(first_epoch) + max(1, int(epochs))):
         epoch = pipeline.training_dataset(source, fields, batch_size=batch_size, shuffle=True, seed=seed + index,
-                                          max_caption_length=max_caption_length)
+                                          max_caption_length=max_caption_length, mixup=mixup, vocabulary=vocabulary)
         stream = epoch if stream is None else stream.concatenate(epoch)
     return stream.repeat()

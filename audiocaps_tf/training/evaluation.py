@@ -1,6 +1,6 @@
 """Captioning a split with a model and scoring it: what validation, the test split and the benchmarks share.
 
-    rows, samples = caption_split(model, dataset, fields, beam_size=1, samples=4)
+    rows, samples = caption_split(model, dataset, fields, beam_size=1, samples=4, no_repeat_ngram_size=None)
     scores = score_rows(rows)                  # {"BLEU_1": ..., "CIDEr": ..., "SPICE": None, ..., "num_clips": n}
 
 `dataset` is an `evaluation_dataset` (one row per clip with every reference). `rows` are dicts with key,
@@ -39,22 +39,24 @@ def model_inputs(batch, fields, attributes_as=None):
     return inputs
 
 
-def decode(model, inputs, beam_size=1):
-    """`model.decode(inputs, beam_size)` as NumPy arrays, through the model's cached `tf.function` of it (traced
-    once per input structure, shapes relaxed)."""
-    return tf.nest.map_structure(np.asarray, model.decode_function(beam_size)(inputs))
+def decode(model, inputs, beam_size=1, no_repeat_ngram_size=None):
+    """`model.decode(inputs, beam_size, no_repeat_ngram_size=...)` as NumPy arrays, through the model's cached
+    `tf.function` of it (traced once per input structure, shapes relaxed)."""
+    function = model.decode_function(beam_size, no_repeat_ngram_size=no_repeat_ngram_size)
+    return tf.nest.map_structure(np.asarray, function(inputs))
 
 
 def _strings(values):
     return [v.decode("utf-8") for v in np.asarray(values).reshape(-1)]
 
 
-def caption_split(model, dataset, fields, beam_size=1, samples=0):
-    """(rows, samples) of captioning every clip of `dataset` (see the module docstring)."""
+def caption_split(model, dataset, fields, beam_size=1, samples=0, no_repeat_ngram_size=None):
+    """(rows, samples) of captioning every clip of `dataset` (see the module docstring); no_repeat_ngram_size
+    n > 0: no caption holds the same n-gram twice (`audiocaps_tf.decoding`)."""
     attributes_as = attribute_key(model)
     rows, kept = [], []
     for batch in dataset:
-        outputs = decode(model, model_inputs(batch, fields, attributes_as), beam_size)
+        outputs = decode(model, model_inputs(batch, fields, attributes_as), beam_size, no_repeat_ngram_size)
         tokens = np.asarray(outputs["tokens"])
         captions = model.captions_of(outputs)
         lengths = np.asarray(outputs.get("lengths", [len(t) for t in tokens]))

@@ -4,17 +4,23 @@
     RUN_DIR/state.json             progress: status, every validation (step, epoch, loss, scores), the best one,
                                    the learning rate, early stopping; rewritten atomically after each validation
     RUN_DIR/tokenizer/             the caption vocabulary (`load_vocabulary`)
-    RUN_DIR/best.keras             the model with the best validation CIDEr (`keras.models.load_model`)
+    RUN_DIR/best.keras             the model with the best validation CIDEr (`keras.models.load_model`), the one
+                                   the test split is scored with
+    RUN_DIR/checkpoints/           --average-checkpoints K: the K checkpoints it averages (`training/averaging.py`)
+    RUN_DIR/averaged.keras         their average; if it validated at least as well as the best checkpoint, it is
+                                   best.keras instead, and the best checkpoint is RUN_DIR/best_checkpoint.keras
     RUN_DIR/backup/                Keras BackupAndRestore checkpoint (weights, optimizer, epoch) while training
     RUN_DIR/logs/                  TensorBoard: train/ (losses), validation/ (scores, captions, attention maps)
-    RUN_DIR/metrics.json           {"val": scores of the best model, "test": test scores}
+    RUN_DIR/metrics.json           {"val": scores of the best model, "test": test scores}, and "averaging" (the
+                                   choice and both validation scores) with --average-checkpoints
     RUN_DIR/test_predictions.csv   youtube_id,start_time,caption: one row per test clip
     RUN_DIR/data/                  features prepared from --data-dir (`prepare`), when that was the data
 
 A directory is used when it does not exist, is empty, or holds an unfinished run (`state.json` status is not
 "complete") whose config.json equals the new run's options (those in `RESUMABLE_CHANGES` may differ): that run
-is resumed. Anything else (a finished run, a run with other options, files that are not a run) is refused: a
-run directory is never overwritten.
+is resumed. An option missing from an older run's config.json counts as its default (`open_run_dir`'s
+`defaults`: what the run did before the option existed). Anything else (a finished run, a run with other options,
+files that are not a run) is refused: a run directory is never overwritten.
 """
 
 import datetime
@@ -29,6 +35,9 @@ __all__ = [
     "STATE_FILE",
     "TOKENIZER_DIR",
     "BEST_MODEL_FILE",
+    "BEST_CHECKPOINT_FILE",
+    "AVERAGED_MODEL_FILE",
+    "CHECKPOINTS_DIR",
     "BACKUP_DIR",
     "LOGS_DIR",
     "METRICS_FILE",
@@ -50,14 +59,17 @@ CONFIG_FILE = "config.json"
 STATE_FILE = "state.json"
 TOKENIZER_DIR = "tokenizer"
 BEST_MODEL_FILE = "best.keras"
+BEST_CHECKPOINT_FILE = "best_checkpoint.keras"
+AVERAGED_MODEL_FILE = "averaged.keras"
+CHECKPOINTS_DIR = "checkpoints"
 BACKUP_DIR = "backup"
 LOGS_DIR = "logs"
 METRICS_FILE = "metrics.json"
 PREDICTIONS_FILE = "test_predictions.csv"
 DATA_DIR = "data"
 CONFIG_FORMAT = "audiocaps_tf.fit/1"
-# Options a resumed run may change: where it runs, and how the test split is decoded at the end.
-RESUMABLE_CHANGES = ("strategy", "beam_size")
+# Options a resumed run may change: where it runs, and how the splits are decoded (the test split at the end).
+RESUMABLE_CHANGES = ("strategy", "beam_size", "no_repeat_ngram_size")
 # Bookkeeping entries of config.json that are not options.
 _NOT_OPTIONS = ("format", "version", "created")
 
@@ -117,7 +129,7 @@ def _differences(saved, options, compared):
     return lines
 
 
-def open_run_dir(run_dir, options, resume=False, given=None):
+def open_run_dir(run_dir, options, resume=False, given=None, defaults=None):
     """Creates or reopens `run_dir` for a run with `options`; returns (options of the run, resumed).
 
     Args:
@@ -125,6 +137,7 @@ def open_run_dir(run_dir, options, resume=False, given=None):
         resume: `--resume`: `run_dir` must hold an unfinished run; only the options named in `given` are
             compared with it, the others are taken from its config.json.
         given: names of the options the user set explicitly (used with `resume`).
+        defaults: {option: value} for options an older run's config.json may lack (it ran with these values).
 
     A new run writes config.json at once. Raises RunDirError when the directory cannot be used (module doc).
     """
@@ -138,7 +151,7 @@ def open_run_dir(run_dir, options, resume=False, given=None):
         if state.get("status") == "complete":
             raise RunDirError(f"{run_dir} holds a finished run (see {run_dir / METRICS_FILE}); it is never "
                               "overwritten: choose a new --out")
-        saved_options = _options(saved)
+        saved_options = {**{k: v for k, v in (defaults or {}).items() if k not in saved}, **_options(saved)}
         considered = set(given or ()) if resume else set(saved_options) | set(options)
         compared = sorted(considered - set(RESUMABLE_CHANGES))
         merged = {**saved_options, **{k: options[k] for k in RESUMABLE_CHANGES if k in considered and k in options}}

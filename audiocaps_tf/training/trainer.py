@@ -3,10 +3,12 @@
 
     run(config, given=..., out=..., resume=..., workers=..., callbacks=...)
         opens (or reopens) the run directory and the data, trains with validation after every period (1NN models:
-        indexes the train clips' pooled features and captions instead), then scores the test split with the best model
+        indexes the train clips' pooled features and captions instead), with --average-checkpoints averages the
+        kept checkpoints (`training/averaging.py`), then scores the test split with the best model
 """
 
 import collections
+import dataclasses
 import importlib.util
 import json
 import math
@@ -27,7 +29,7 @@ from audiocaps_tf.layers import load_vggish_weights
 from audiocaps_tf.models import build_captioner
 from audiocaps_tf.models.registry import get_spec, resolve_hyper_parameters
 from audiocaps_tf.retrieval import clip_pooled_features, index_training_clips
-from audiocaps_tf.training import evaluation
+from audiocaps_tf.training import averaging, evaluation
 from audiocaps_tf.training import run_dir as run_dir_lib
 from audiocaps_tf.training.callbacks import ValidationCallback, captions_markdown
 from audiocaps_tf.training.config import ADAM, FitConfig, FitError, default_batch_size
@@ -120,24 +122,36 @@ def _write_test_summaries(log_dir, scores, rows):
     writer.flush()
 
 
+def _decoding_name(beam_size=1, no_repeat_ngram_size=0):
+    """How a split is decoded, for the log: "greedy", "beam 3", "greedy, no repeated 3-gram"."""
+    name = "greedy" if beam_size == 1 else f"beam {beam_size}"
+    return name + (f", no repeated {no_repeat_ngram_size}-gram" if no_repeat_ngram_size else "")
+
+
 def finish(run_dir, state, model, test_source, fields, config):
-    """Decodes the test split with the best model and writes metrics.json and test_predictions.csv."""
-    beam = config.beam_size
-    val_scores = state["best"]["val"]
-    print(f"captioning the test split ({'greedy' if beam == 1 else f'beam {beam}'}) ...", flush=True)
+    """Decodes the test split with the final model and writes metrics.json and test_predictions.csv."""
+    beam, no_repeat = config.beam_size, model.resolve_no_repeat(config.no_repeat_ngram_size)
+    averaged = state.get("averaging")
+    used_average = bool(averaged) and averaged["used"] == "averaged"
+    val_scores = averaged["val_averaged"] if used_average else state["best"]["val"]
+    print(f"captioning the test split ({_decoding_name(beam, no_repeat)}) ...", flush=True)
     dataset = evaluation_dataset(test_source, fields, batch_size=EVAL_BATCH_SIZE)
-    rows, _ = evaluation.caption_split(model, dataset, fields, beam_size=beam)
+    rows, _ = evaluation.caption_split(model, dataset, fields, beam_size=beam, no_repeat_ngram_size=no_repeat)
     test_scores = evaluation.score_rows(rows, spice=None)
     run_dir_lib.write_text_atomically(run_dir / run_dir_lib.PREDICTIONS_FILE, evaluation.predictions_csv(rows))
-    run_dir_lib.write_json_atomically(run_dir / run_dir_lib.METRICS_FILE, {"val": val_scores, "test": test_scores})
+    run_dir_lib.write_json_atomically(run_dir / run_dir_lib.METRICS_FILE,
+                                      {"val": val_scores, "test": test_scores,
+                                       **({"averaging": averaged} if averaged else {})})
     _write_test_summaries(run_dir / run_dir_lib.LOGS_DIR / "test", test_scores, rows)
     state["status"] = "complete"
     state["test"] = test_scores
     run_dir_lib.write_state(run_dir, state)
     best = state.get("best") or {}
+    validated = (f"average of periods {', '.join(map(str, averaged['periods']))}" if used_average else
+                 f"best, epoch {best.get('epoch', 0):g}")
     print()
-    _print_scores(f"validation (best, epoch {best.get('epoch', 0):g}, greedy):", val_scores)
-    _print_scores(f"test ({len(rows)} clips, {'greedy' if beam == 1 else f'beam {beam}'}):", test_scores)
+    _print_scores(f"validation ({validated}, {_decoding_name(1, no_repeat)}):", val_scores)
+    _print_scores(f"test ({len(rows)} clips, {_decoding_name(beam, no_repeat)}):", test_scores)
     print(f"\nmodel: {run_dir / run_dir_lib.BEST_MODEL_FILE}\nscores: {run_dir / run_dir_lib.METRICS_FILE}\n"
           f"captions: {run_dir / run_dir_lib.PREDICTIONS_FILE}\nTensorBoard: tensorboard --logdir "
           f"{run_dir / run_dir_lib.LOGS_DIR}")
@@ -227,7 +241,11 @@ def _open_run(config, given, out, resume):
     strategy = make_strategy(strategy_name)
     if not is_chief(strategy):
         run_dir = run_dir / "workers" / str(worker_index())
-    options, resumed = run_dir_lib.open_run_dir(run_dir, config.to_json(), resume=resume, given=given)
+    # What a run did before an option existed: the option's default (`FitConfig`'s new options are off by default).
+    defaults = {field.name: field.default for field in dataclasses.fields(FitConfig)
+                if FitConfig.option_of(field) == field.name and field.default is not dataclasses.MISSING}
+    options, resumed = run_dir_lib.open_run_dir(run_dir, config.to_json(), resume=resume, given=given,
+                                                defaults=defaults)
     config = FitConfig.from_json(options)
     print(f"{'resuming' if resumed else 'new'} run of {config.model} in {run_dir}; {describe(strategy)}", flush=True)
     return run_dir, config, run_dir_lib.read_state(run_dir), strategy
@@ -267,9 +285,10 @@ def run(config, given=None, out=None, resume=False, workers=None, callbacks=None
         return 0
 
     keras.utils.set_random_seed(config.seed)
-    hyper = resolve_hyper_parameters(config.model_overrides)
+    hyper = resolve_hyper_parameters(config.model_overrides, config.model)
     tables = {split: clip_table(source) for split, source in sources.items()} if spec.uses_attributes else None
-    caption_width = min(hyper["max_caption_length"], longest_caption(sources["train"]))
+    # Mixup joins two captions and a connective word (`data.mixup`): up to twice the longest caption's ids.
+    caption_width = min(hyper["max_caption_length"], longest_caption(sources["train"]) * (2 if config.mixup else 1))
     batch_size = config.batch_size or default_batch_size(caption_count(sources["train"]))
     global_batch = batch_size * strategy.num_replicas_in_sync
     full_epoch_steps = steps_per_epoch(sources["train"], global_batch)
@@ -294,13 +313,14 @@ def run(config, given=None, out=None, resume=False, workers=None, callbacks=None
         train_dataset = training_stream(
             sources["train"], fields, global_batch, seed=config.seed, first_epoch=first_epoch,
             epochs=math.ceil(periods * steps_per_period / full_epoch_steps) - first_epoch,
-            max_caption_length=hyper["max_caption_length"],
+            max_caption_length=hyper["max_caption_length"], mixup=config.mixup, vocabulary=vocabulary,
         ).map(training_inputs(fields, evaluation.attribute_key(model), caption_width))
 
     val_dataset = evaluation_dataset(sources["val"], fields, batch_size=EVAL_BATCH_SIZE)
 
     def validate(current):
-        rows, samples = evaluation.caption_split(current, val_dataset, fields, samples=SAMPLE_CLIPS)
+        rows, samples = evaluation.caption_split(current, val_dataset, fields, samples=SAMPLE_CLIPS,
+                                                 no_repeat_ngram_size=config.no_repeat_ngram_size)
         return evaluation.score_rows(rows, spice=False), samples
 
     best_path = run_dir / run_dir_lib.BEST_MODEL_FILE
@@ -320,6 +340,9 @@ def run(config, given=None, out=None, resume=False, workers=None, callbacks=None
                 lr_patience=config.lr_patience or None, min_learning_rate=config.min_learning_rate,
                 log_dir=log_dir / "validation" if tensorboard else None, is_chief=is_chief(strategy),
             ),
+            # After the validation (it reads state.json's history), before the backup (module doc of averaging).
+            *([averaging.CheckpointKeeper(run_dir, config.average_checkpoints, config.average_checkpoints_of)]
+              if config.average_checkpoints and is_chief(strategy) else []),
             # Kept at the end of training (deleted below once state.json says so): a run killed in between
             # must not start again from scratch.
             keras.callbacks.BackupAndRestore(str(backup_dir), double_checkpoint=True, delete_checkpoint=False),
@@ -342,7 +365,10 @@ def run(config, given=None, out=None, resume=False, workers=None, callbacks=None
     shutil.rmtree(backup_dir, ignore_errors=True)
     if not is_chief(strategy):
         return 0
-    if not best_path.is_file():
+    if not best_path.is_file() and not state.get("averaging"):  # (a promoted average may be mid-move)
         raise FitError(f"{best_path} was not written: no validation produced a CIDEr score")
+    if config.average_checkpoints:
+        averaging.choose_final_model(run_dir, state, config.average_checkpoints, config.average_checkpoints_of,
+                                     validate, save_model)
     finish(run_dir, state, keras.models.load_model(best_path), sources["test"], fields, config)
     return 0
