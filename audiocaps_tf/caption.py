@@ -26,7 +26,8 @@ def add_arguments(parser):
     parser.add_argument("files", nargs="+", metavar="FILE", help="audio files to caption")
     parser.add_argument("--model", required=True, type=pathlib.Path, metavar="RUN_DIR|MODEL.keras",
                         help="a `python -m audiocaps_tf.fit` run directory, or a saved .keras model")
-    parser.add_argument("--beam-size", type=positive_int, default=1, metavar="K", help="beam width (default 1: greedy)")
+    parser.add_argument("--beam-size", type=positive_int, metavar="K",
+                        help="beam width (1: greedy; default: the model's own, its beam_size hyper-parameter)")
     parser.add_argument("--no-repeat-ngram-size", type=non_negative_int, metavar="N",
                         help="never repeat an N-gram within a caption (e.g. 3; 0: off, the paper's decoding; "
                              "default: the model's own, its no_repeat_ngram_size hyper-parameter)")
@@ -65,7 +66,7 @@ def _print(path, caption, as_json):
         print(f"{path}\t{caption}", flush=True)
 
 
-def caption_files(model, paths, beam_size=1, as_json=False, no_repeat_ngram_size=None):
+def caption_files(model, paths, beam_size=None, as_json=False, no_repeat_ngram_size=None):
     """Prints a caption for each readable file of `paths` (errors on stderr); returns the number of failures."""
     from audiocaps_tf.audio.loading import AudioError, load_audio
 

@@ -18,7 +18,8 @@ Training follows the authors' code: Adam (beta 0.9 / 0.999, eps 1e-8), learning 
 25 steps: 32 for the demo's 800 training captions), greedy decoding of the validation
 split every --validation-frequency epochs (the authors: 0.3) scored with the evaluation metrics; the model with the
 best validation CIDEr is kept, and training stops after --patience validations without improvement. The test split
-is decoded with --beam-size (default 1: greedy, as the authors). `--no-repeat-ngram-size N` keeps any N-gram from
+is decoded with --beam-size (default: the model's own beam_size hyper-parameter, 1 (greedy, as the authors) for the
+paper's models; tempatt-mfcc-lstm-specaug's is 3). `--no-repeat-ngram-size N` keeps any N-gram from
 appearing twice in a caption, in validation and test decoding (default: the model's own no_repeat_ngram_size
 hyper-parameter, 0 (off, as the authors) for the paper's models).
 

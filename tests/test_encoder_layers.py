@@ -196,6 +196,40 @@ def test_mfcc_encoder_padding_changes_nothing():
         assert np.all(out["sequence"][row, steps:] == 0)
 
 
+def test_mfcc_encoder_standardizes_each_clip_over_its_valid_frames(tmp_path):
+    """`standardize`: per-clip CMVN (NumPy oracle) before the biLSTM; padding still changes nothing, and a clip
+    at another level and offset (a louder take, another microphone's colour) encodes the same."""
+    from audiocaps_tf.layers.masking import masked_standardize
+
+    lengths, frames = [11, 6], 16
+    padded = _random(2, frames, 20) * 3.0 + 1.5
+    mask = _lengths_mask(lengths, frames)
+    got = keras.ops.convert_to_numpy(masked_standardize(padded, mask))
+    for row, length in enumerate(lengths):
+        clip = padded[row, :length].astype("float64")
+        expected = (clip - clip.mean(0)) / np.sqrt(clip.var(0) + 1e-3)
+        np.testing.assert_allclose(got[row, :length], expected, atol=1e-4)
+        assert np.all(got[row, length:] == 0)
+
+    layer = MFCCEncoder(units=UNITS, kernel_size=3, num_blocks=2, pool_size=2, standardize=True)
+    out = _numpy(layer(padded, mask=mask))
+    for row, length in enumerate(lengths):
+        alone = _numpy(layer(padded[row : row + 1, :length]))
+        steps = alone["sequence"].shape[1]
+        np.testing.assert_allclose(out["sequence"][row, :steps], alone["sequence"][0], atol=1e-5)
+        shifted = _numpy(layer(padded[row : row + 1, :length] * 2.0 - 4.0))
+        np.testing.assert_allclose(shifted["sequence"], alone["sequence"], atol=1e-3)
+    plain = MFCCEncoder(units=UNITS, kernel_size=3, num_blocks=2, pool_size=2)
+    assert "standardize" not in plain.get_config() and layer.get_config()["standardize"] is True
+    run_layer_test(
+        MFCCEncoder,
+        init_kwargs={"units": UNITS, "kernel_size": 3, "num_blocks": 2, "pool_size": 2, "standardize": True},
+        input_data=_random(2, 11, 20),
+        expected_output_shape={"sequence": (2, 3, 2 * UNITS), "state": (2, 2 * UNITS)},
+        tmp_path=tmp_path,
+    )
+
+
 # ---------------------------------------------------------------- equations
 
 

@@ -383,7 +383,9 @@ def test_fit_config_round_trips_through_config_json(tmp_path):
     # no_repeat_ngram_size None: the model's own setting, 0 (off) for every model such a run could have trained.
     new_options = {"average_checkpoints": 0, "average_checkpoints_of": "best", "no_repeat_ngram_size": None}
     assert new_options.items() <= added.items()
-    assert _parsed([*TINY, "--epochs", "1"])[0].to_json() == {**options, **added}
+    # beam_size's default is now None, the model's own: 1 (greedy) for every model such a run could have trained.
+    assert options["beam_size"] == 1
+    assert _parsed([*TINY, "--epochs", "1"])[0].to_json() == {**options, **added, "beam_size": None}
     with pytest.raises(fit.FitError, match="unknown options.*colour"):
         FitConfig.from_json({**options, "colour": "red"})
 
@@ -594,6 +596,27 @@ def test_a_killed_run_with_averaging_keeps_its_checkpoints_and_resumes_with_no_r
     dataset = evaluation_dataset(TFRecordSource(cache / f"demo-{CLIPS}-0-mfcc", "test"), ("mfcc",), batch_size=8)
     rows, _ = caption_split(model, dataset, ("mfcc",))
     assert any(_repeats(row["caption"], 2) for row in rows)
+
+
+def test_a_recipe_run_validates_greedily_and_tests_with_the_recipe_s_beam(cache, tmp_path, monkeypatch, capsys):
+    """tempatt-mfcc-lstm-specaug's own decoding (beam 3, no repeated 3-gram) reaches the test split with no
+    decoding flag given; validation stays greedy; the saved model keeps the recipe."""
+    caption_split, decoded = evaluation.caption_split, []
+
+    def recording(model, dataset, fields, **options):
+        decoded.append((model.resolve_beam(options.get("beam_size", 1)),
+                        model.resolve_no_repeat(options.get("no_repeat_ngram_size"))))
+        return caption_split(model, dataset, fields, **options)
+
+    monkeypatch.setattr(evaluation, "caption_split", recording)
+    out = tmp_path / "run"
+    assert fit.main([*TINY, "--model", "tempatt-mfcc-lstm-specaug", "--epochs", "1", "--out", str(out)]) == 0
+    assert decoded == [(1, 3), (3, 3)]  # validating the epoch, then the test split
+    assert "captioning the test split (beam 3, no repeated 3-gram)" in capsys.readouterr().out
+    model = keras.models.load_model(out / "best.keras")
+    assert (model.decoding_beam_size, model.no_repeat_ngram_size) == (3, 3)
+    assert model.augmentation is not None and model.units == 8
+    assert json.loads((out / "config.json").read_text())["beam_size"] is None  # the model's own, as given
 
 
 def test_a_run_whose_config_json_predates_an_option_resumes_with_its_default(tmp_path):

@@ -157,11 +157,21 @@ def test_registry_names_follow_the_paper():
     assert MODELS["topdown-vggish3-lstm"].features == ("vggish_fc2", "vggish_conv4", "vggish_conv3")
     # Ours come after the paper's rows, marked as such, in the paper's naming and row style.
     ours = MODEL_NAMES[len(PAPER_MODEL_NAMES):]
-    assert MODEL_NAMES[: len(PAPER_MODEL_NAMES)] == PAPER_MODEL_NAMES and ours == ("tempatt-logmel-cnn-lstm",)
+    assert MODEL_NAMES[: len(PAPER_MODEL_NAMES)] == PAPER_MODEL_NAMES and ours == ("tempatt-logmel-cnn-lstm",
+                                                                                   "tempatt-mfcc-lstm-specaug")
     for name in ours:
         spec = MODELS[name]
-        assert not spec.paper and spec.row.endswith(" (ours)") and name.endswith("-lstm")
+        assert not spec.paper and spec.row.endswith(" (ours)") and "-lstm" in name
         assert spec.row_label() not in EXCLUDED_ROWS
+    # The paper's entries take the authors' hyper-parameters; a recipe of ours may change them, never the wiring.
+    assert all(not MODELS[name].defaults for name in PAPER_MODEL_NAMES)
+    specaug = MODELS["tempatt-mfcc-lstm-specaug"]
+    paper = MODELS["tempatt-mfcc-lstm"]
+    assert (specaug.features, specaug.encoder, specaug.decoder) == (paper.features, paper.encoder, paper.decoder)
+    recipe = resolve_hyper_parameters(None, "tempatt-mfcc-lstm-specaug")
+    assert {k: recipe[k] for k in ("time_masks", "feature_masks", "no_repeat_ngram_size", "beam_size")} == {
+        "time_masks": 2, "feature_masks": 2, "no_repeat_ngram_size": 3, "beam_size": 3}
+    assert resolve_hyper_parameters({"beam_size": 1}, "tempatt-mfcc-lstm-specaug")["beam_size"] == 1
     assert MODELS["tempatt-logmel-cnn-lstm"].features == ("log_mel",)
     assert not MODELS["tempatt-logmel-cnn-lstm"].uses_vggish
 
@@ -237,7 +247,7 @@ def test_every_registry_model_passes_the_captioner_test(name, vocabulary, batch,
     assert model.vggish is None or model.vggish.trainable_weights == []
 
     # One decoding step each way, and text.
-    greedy = model.decode(cached, max_length=MAX_LENGTH)
+    greedy = model.decode(cached, beam_size=1, max_length=MAX_LENGTH)
     _assert_valid_tokens(greedy, vocabulary.size, 2)
     memories = 2 if spec.uses_attributes else int(spec.attention)
     assert len(greedy["attention"]) == memories
@@ -252,6 +262,7 @@ def test_every_registry_model_passes_the_captioner_test(name, vocabulary, batch,
 
 def test_generate_without_repeated_ngrams(vocabulary, batch):
     """`no_repeat_ngram_size` reaches the model's search: the untrained model repeats itself without it."""
+    keras.utils.set_random_seed(3)  # the random weights, whatever ran before in this process
     model = _build("topdown-alignedatt", vocabulary)
     _random_index(model, np.random.default_rng(3))
     cached = {key: value for key, value in batch[0].items() if key in model.required_fields}
@@ -276,6 +287,7 @@ def test_generate_without_repeated_ngrams(vocabulary, batch):
 def test_a_model_decodes_with_its_own_no_repeat_setting(vocabulary, batch, tmp_path):
     """The `no_repeat_ngram_size` hyper-parameter is the model's decoding default, kept when saved; a call's
     explicit value (0 too) wins."""
+    keras.utils.set_random_seed(3)  # the random weights, whatever ran before in this process
     plain = _build("topdown-alignedatt", vocabulary)
     _random_index(plain, np.random.default_rng(3))
     blocking = _build("topdown-alignedatt", vocabulary, no_repeat_ngram_size=2)
@@ -290,6 +302,32 @@ def test_a_model_decodes_with_its_own_no_repeat_setting(vocabulary, batch, tmp_p
     restored = keras.models.load_model(tmp_path / "model.keras")
     assert restored.no_repeat_ngram_size == 2
     assert restored.generate(cached, max_length=20) == blocking.generate(cached, max_length=20)
+
+
+def test_a_model_decodes_with_its_own_beam_size(vocabulary, batch, tmp_path):
+    """The `beam_size` hyper-parameter is the model's decoding default (a registry recipe's, too), kept when saved;
+    a call's explicit value (1 too) wins."""
+    keras.utils.set_random_seed(3)  # the random weights, whatever ran before in this process
+    plain = _build("tempatt-mfcc-lstm", vocabulary)
+    beaming = _build("tempatt-mfcc-lstm", vocabulary, beam_size=3)
+    beaming.set_weights(plain.get_weights())
+    cached = {key: value for key, value in batch[0].items() if key in plain.required_fields}
+    assert "beam_size" not in plain.get_config() and plain.decoding_beam_size == 1
+    assert beaming.generate(cached, max_length=20) == plain.generate(cached, max_length=20, beam_size=3)
+    assert beaming.generate(cached, max_length=20, beam_size=1) == plain.generate(cached, max_length=20)
+    # Beam search returns no attention maps: the default really is the beam.
+    assert beaming.decode(cached, max_length=20)["attention"] == []
+    assert len(beaming.decode(cached, max_length=20, beam_size=1)["attention"]) == 1
+    beaming.save(tmp_path / "model.keras")
+    restored = keras.models.load_model(tmp_path / "model.keras")
+    assert restored.decoding_beam_size == 3
+    assert restored.generate(cached, max_length=20) == beaming.generate(cached, max_length=20)
+    recipe = _build("tempatt-mfcc-lstm-specaug", vocabulary)
+    assert (recipe.decoding_beam_size, recipe.decoding_no_repeat_ngram_size) == (3, 3)
+    with pytest.raises(ValueError, match="beam_size"):
+        plain.generate(cached, beam_size=0)
+    with pytest.raises(ValueError, match="beam_size"):
+        _build("tempatt-mfcc-lstm", vocabulary, beam_size=0)
 
 
 # ---------------------------------------------------------------------------------------------------- waveforms

@@ -29,8 +29,9 @@ def build_parser():
                         help="the model base directory TF Serving watches (created if missing)")
     parser.add_argument("--version", type=positive_int, metavar="N",
                         help="version number (default: the next free one)")
-    parser.add_argument("--beam-size", type=positive_int, default=1, metavar="K",
-                        help="beam width of the served captions (default 1: greedy, as the caption command)")
+    parser.add_argument("--beam-size", type=positive_int, metavar="K",
+                        help="beam width of the served captions (default: the model's own, its beam_size "
+                             "hyper-parameter; 1, greedy, for the paper's models)")
     parser.add_argument("--no-repeat-ngram-size", type=non_negative_int, metavar="N",
                         help="never repeat an N-gram within a caption (e.g. 3; 0: off, the paper's decoding; "
                              "default: the model's own, its no_repeat_ngram_size hyper-parameter)")

@@ -64,19 +64,20 @@ def export_info(model, version, beam_size, max_length, no_repeat_ngram_size=0):
     }
 
 
-def export_model(model, model_base, version=None, beam_size=1, max_length=None, no_repeat_ngram_size=None,
+def export_model(model, model_base, version=None, beam_size=None, max_length=None, no_repeat_ngram_size=None,
                  log=lambda message: None):
     """Writes `model` (an `AudioCaptioner` or `NearestNeighbourCaptioner`) as MODEL_BASE/<version>/.
 
     version: None takes the next free integer; an existing version is never overwritten. beam_size 1 is greedy
-    decoding, as `generate` and `python -m audiocaps_tf.caption` default to; no_repeat_ngram_size n > 0: no caption
-    holds an n-gram twice (0: the paper's decoding; None: the model's own setting, recorded resolved). The SavedModel gets the signatures
+    decoding; no_repeat_ngram_size n > 0: no caption holds an n-gram twice (0: the paper's decoding). None, for
+    either: the model's own setting, as `generate` and `python -m audiocaps_tf.caption` default to (recorded
+    resolved in the metadata). The SavedModel gets the signatures
     of `serving_graph`, warm-up requests, and `audiocaps_tf_export.json` in assets.extra/; before it is published
     its captions of the warm-up clips are checked against the Keras model's `generate`. MODEL_BASE/model.keras
     (and model-<version>.keras) get the Keras model. `log` receives progress messages.
     """
     _check_exportable(model)
-    beam_size, no_repeat_ngram_size = int(beam_size), model.resolve_no_repeat(no_repeat_ngram_size)
+    beam_size, no_repeat_ngram_size = model.resolve_beam(beam_size), model.resolve_no_repeat(no_repeat_ngram_size)
     version, final, staging = model_base_dir.prepare(model_base, version)
     try:
         log(f"writing the SavedModel of {model.model_name} (beam size {beam_size})")

@@ -2,7 +2,7 @@
 
 from keras import ops
 
-__all__ = ["time_mask", "masked_mean"]
+__all__ = ["time_mask", "masked_mean", "masked_standardize"]
 
 
 def time_mask(features):
@@ -21,3 +21,17 @@ def masked_mean(features, mask):
     features = ops.cast(features, "float32")
     weights = ops.expand_dims(ops.cast(mask, "float32"), -1)
     return ops.sum(features * weights, axis=1) / ops.maximum(ops.sum(weights, axis=1), 1.0)
+
+
+def masked_standardize(features, mask=None, epsilon=1e-3):
+    """[B, T, C] features with every channel of every clip at zero mean and unit variance over its valid steps
+    (mask [B, T], None: all), in float32; padded steps stay zero. Per-clip cepstral mean and variance
+    normalisation: it removes what is constant over a recording (its microphone, level and room colour)."""
+    features = ops.cast(features, "float32")
+    if mask is None:
+        mask = ops.ones(ops.shape(features)[:2], dtype="bool")
+    weights = ops.expand_dims(ops.cast(mask, "float32"), -1)
+    count = ops.maximum(ops.sum(weights, axis=1, keepdims=True), 1.0)
+    mean = ops.sum(features * weights, axis=1, keepdims=True) / count
+    variance = ops.sum(ops.square(features - mean) * weights, axis=1, keepdims=True) / count
+    return (features - mean) * ops.rsqrt(variance + epsilon) * weights

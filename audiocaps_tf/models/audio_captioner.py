@@ -40,6 +40,7 @@ class AudioCaptioner(Captioner):
         length_penalty: decoding score, log P / len ** length_penalty (1: mean per-token log-probability).
         no_repeat_ngram_size: n > 0: decoding never repeats an n-gram within a caption unless a call says otherwise
             (0: off, the paper's decoding).
+        beam_size: the beam width decoding uses unless a call says otherwise (1: greedy, the paper's decoding).
         hyper_parameters: the registry hyper-parameters it was built with (for reference; not used).
         augmentation: None, or a layer applied in training only: to the features dict (`layers.FeatureMasking`),
             or an `InputAugmentation` (to the waveform before the preprocessor, then to the features).
@@ -47,7 +48,7 @@ class AudioCaptioner(Captioner):
 
     def __init__(self, preprocessor, encoder, decoder, vocabulary, model_name=None,
                  max_caption_length=MAX_CAPTION_LENGTH, length_penalty=1.0, hyper_parameters=None, augmentation=None,
-                 no_repeat_ngram_size=0, **kwargs):
+                 no_repeat_ngram_size=0, beam_size=1, **kwargs):
         super().__init__(preprocessor, vocabulary, model_name=model_name, max_caption_length=max_caption_length,
                          **kwargs)
         self.encoder = as_layer(encoder)
@@ -58,6 +59,9 @@ class AudioCaptioner(Captioner):
             raise ValueError(f"the encoder reads {missing}, which the preprocessor does not compute")
         self.length_penalty = float(length_penalty)
         self.no_repeat_ngram_size = int(no_repeat_ngram_size)
+        if int(beam_size) < 1:
+            raise ValueError(f"beam_size must be at least 1; got {beam_size}")
+        self.beam_size = int(beam_size)
         object.__setattr__(self, "hyper_parameters", dict(hyper_parameters or {}))  # plain, untracked
         self.build()
 
@@ -172,11 +176,15 @@ class AudioCaptioner(Captioner):
     def decoding_no_repeat_ngram_size(self):
         return self.no_repeat_ngram_size
 
-    def decode(self, inputs, beam_size=1, max_length=None, no_repeat_ngram_size=None):
+    @property
+    def decoding_beam_size(self):
+        return self.beam_size
+
+    def decode(self, inputs, beam_size=None, max_length=None, no_repeat_ngram_size=None):
         """Captions as ids, graph-friendly (core TF ops only; any batch size, inside a tf.function too).
 
         inputs: as `call` without "caption_in". beam_size 1 is greedy decoding (the authors'), more is beam search
-        (`audiocaps_tf.decoding`); max_length defaults to `max_caption_length`; no_repeat_ngram_size n > 0 blocks
+        (`audiocaps_tf.decoding`), None the model's `beam_size`; max_length defaults to `max_caption_length`; no_repeat_ngram_size n > 0 blocks
         every token that would repeat an n-gram of the caption (None: the model's `no_repeat_ngram_size`).
         Returns {"tokens" int32 [B, L] (ending with <eos> unless cut, padded with 0), "scores" float32 [B]
         (length-normalised log-probability, `length_penalty`), "lengths" int32 [B], "attention": greedy only, one
@@ -191,9 +199,10 @@ class AudioCaptioner(Captioner):
             length_penalty=self.length_penalty,
             no_repeat_ngram_size=self.resolve_no_repeat(no_repeat_ngram_size),
         )
-        if int(beam_size) == 1:
+        beam_size = self.resolve_beam(beam_size)
+        if beam_size == 1:
             return greedy_decode(self.decoder, **options)
-        result = beam_search(self.decoder, beam_size=int(beam_size), **options)
+        result = beam_search(self.decoder, beam_size=beam_size, **options)
         return {**{key: result[key] for key in ("tokens", "scores", "lengths")}, "attention": []}
 
     # ------------------------------------------------------------------ config
@@ -206,6 +215,7 @@ class AudioCaptioner(Captioner):
             "decoder": keras.saving.serialize_keras_object(self.decoder),
             "length_penalty": self.length_penalty,
             **({"no_repeat_ngram_size": self.no_repeat_ngram_size} if self.no_repeat_ngram_size else {}),
+            **({"beam_size": self.beam_size} if self.beam_size != 1 else {}),
             "hyper_parameters": dict(self.hyper_parameters),
             **({} if self.augmentation is None
                else {"augmentation": keras.saving.serialize_keras_object(self.augmentation)}),

@@ -47,4 +47,5 @@ def build_captioner(name, vocabulary, attribute_vocabulary=None, attributes=None
                                   vggish_trainable, dtype=dtype)
     return AudioCaptioner(**components, vocabulary=vocabulary, model_name=name,
                           max_caption_length=hyper["max_caption_length"], length_penalty=hyper["length_penalty"],
-                          no_repeat_ngram_size=hyper["no_repeat_ngram_size"], hyper_parameters=hyper, **model_kwargs)
+                          no_repeat_ngram_size=hyper["no_repeat_ngram_size"], beam_size=hyper["beam_size"],
+                          hyper_parameters=hyper, **model_kwargs)

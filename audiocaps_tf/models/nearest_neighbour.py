@@ -75,7 +75,7 @@ class NearestNeighbourCaptioner(Captioner):
         """int32 [B]: the row of the nearest indexed clip of every input clip."""
         return self.caption_index.nearest(self.pooled_features(inputs))
 
-    def decode(self, inputs, beam_size=1, max_length=None, no_repeat_ngram_size=None):
+    def decode(self, inputs, beam_size=None, max_length=None, no_repeat_ngram_size=None):
         if self.resolve_no_repeat(no_repeat_ngram_size):
             raise ValueError("no_repeat_ngram_size: a 1NN captioner returns a training caption as it is; use 0")
         indices = self.retrieve(inputs)
@@ -104,7 +104,7 @@ class NearestNeighbourCaptioner(Captioner):
         # One extra "" row stands for the empty index's sentinel.
         return tf.gather(tf.constant(list(self.captions) + [""], tf.string), outputs["indices"])
 
-    def generate(self, waveforms_or_inputs, beam_size=1, max_length=None, batch_size=16, **kwargs):
+    def generate(self, waveforms_or_inputs, beam_size=None, max_length=None, batch_size=16, **kwargs):
         """The caption of the nearest training clip for every clip (inputs as `Captioner.generate`)."""
         self.check_ready()
         return super().generate(waveforms_or_inputs, beam_size=1, max_length=max_length, batch_size=batch_size,

@@ -130,6 +130,11 @@ _SPECS = (
     # Ours, after the paper's rows.
     ModelSpec("tempatt-logmel-cnn-lstm", "TempAtt-LogMelCNN-LSTM (ours)", ("log_mel",), LogMelCNNAudioEncoder,
               paper=False),
+    # TempAtt-MFCC-LSTM as the real-sound benchmark trains it best: SpecAugment-style masks in training, decoding
+    # with no repeated 3-gram and a beam of 3 (benchmarks/real_sounds).
+    ModelSpec("tempatt-mfcc-lstm-specaug", "TempAtt-MFCC-LSTM + SpecAugment, no-repeat 3, beam 3 (ours)", ("mfcc",),
+              MFCCAudioEncoder, paper=False,
+              defaults=(("time_masks", 2), ("feature_masks", 2), ("no_repeat_ngram_size", 3), ("beam_size", 3))),
 )
 
 MODELS = {spec.name: spec for spec in _SPECS}
@@ -169,6 +174,7 @@ DEFAULT_HYPER_PARAMETERS = {
     "mfcc_kernel_size": 3,
     "mfcc_num_blocks": 2,
     "mfcc_pool_size": 2,
+    "mfcc_standardize": False,  # ours: per-clip mean and variance normalisation of the MFCCs (`MFCCEncoder`)
     # tempatt-logmel-cnn-lstm's CNN (`layers.LogMelCNNEncoder`): first block's channels (doubled each block), blocks
     # (each halves the mel bands) and the total time downsampling (a power of two: 4 makes 10 ms frames 40 ms steps).
     "log_mel_channels": 16,
@@ -178,6 +184,9 @@ DEFAULT_HYPER_PARAMETERS = {
     # Decoding never repeats an n-gram of this size within a caption, unless a call says otherwise; 0: off (the
     # paper's decoding). Held by the model, so `generate`, `caption` and `export` decode as training validated.
     "no_repeat_ngram_size": 0,
+    # Beam width of decoding (the test split, `generate`, `caption`, `export`) unless a call says otherwise; 1:
+    # greedy, the paper's. Validation always decodes greedily.
+    "beam_size": 1,
     # The decoder: None is the registry entry's own ("luong"); "transformer" is `layers.TransformerDecoder`.
     "decoder": None,
     "transformer_dim": 256,

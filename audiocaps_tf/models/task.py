@@ -97,11 +97,24 @@ class Captioner(keras.Model):
 
     # ------------------------------------------------------------------ captions
 
-    def decode(self, inputs, beam_size=1, max_length=None, no_repeat_ngram_size=None):
+    def decode(self, inputs, beam_size=None, max_length=None, no_repeat_ngram_size=None):
         """Captions as ids, graph-friendly: {"tokens" int32 [B, L], "scores" float32 [B], "lengths" int32 [B],
-        "attention" [...], and what the subclass adds}. no_repeat_ngram_size n > 0: no n-gram twice in a caption
+        "attention" [...], and what the subclass adds}. beam_size 1: greedy; None: the model's own
+        (`decoding_beam_size`). no_repeat_ngram_size n > 0: no n-gram twice in a caption
         (`audiocaps_tf.decoding`); None: the model's own (`decoding_no_repeat_ngram_size`)."""
         raise NotImplementedError
+
+    @property
+    def decoding_beam_size(self):
+        """The beam width the model decodes with when a call does not say (1: greedy)."""
+        return 1
+
+    def resolve_beam(self, beam_size):
+        """`beam_size` as an int, the model's own when None; a ValueError below 1."""
+        beam_size = int(self.decoding_beam_size if beam_size is None else beam_size)
+        if beam_size < 1:
+            raise ValueError(f"beam_size must be at least 1; got {beam_size}")
+        return beam_size
 
     @property
     def decoding_no_repeat_ngram_size(self):
@@ -132,9 +145,9 @@ class Captioner(keras.Model):
             detokenize = self.__dict__["_graph_detokenizer"] = graph_detokenizer(self.vocabulary)
         return detokenize(tf.cast(outputs["tokens"], tf.int32))
 
-    def decode_function(self, beam_size=1, max_length=None, no_repeat_ngram_size=None):
+    def decode_function(self, beam_size=None, max_length=None, no_repeat_ngram_size=None):
         """A `tf.function` of `decode` for these options, made once per model (shapes relaxed)."""
-        key = (int(beam_size), None if max_length is None else int(max_length),
+        key = (self.resolve_beam(beam_size), None if max_length is None else int(max_length),
                self.resolve_no_repeat(no_repeat_ngram_size))
         cache = self.__dict__.setdefault("_decode_functions", {})
         if key not in cache:
@@ -144,15 +157,16 @@ class Captioner(keras.Model):
             )
         return cache[key]
 
-    def generate(self, waveforms_or_inputs, beam_size=1, max_length=None, batch_size=16,
+    def generate(self, waveforms_or_inputs, beam_size=None, max_length=None, batch_size=16,
                  clip_seconds=params.CLIP_SECONDS, no_repeat_ngram_size=None):
         """Captions (text) for clips.
 
         waveforms_or_inputs: 16 kHz mono audio, a float array [B, N] or a list of 1-D arrays (zero-padded at the
         end to the longest one, and to at least `clip_seconds`, the 10 s the models are trained on; None: to the
         longest only), or an inputs dict of arrays as `decode` takes (cached features, "attributes", ...).
-        Decodes `batch_size` clips at a time. no_repeat_ngram_size n > 0: no caption holds the same n-gram twice;
-        None: the model's own setting (`decoding_no_repeat_ngram_size`).
+        Decodes `batch_size` clips at a time. beam_size 1: greedy; None: the model's own (`decoding_beam_size`).
+        no_repeat_ngram_size n > 0: no caption holds the same n-gram twice; None: the model's own setting
+        (`decoding_no_repeat_ngram_size`).
         """
         decode = self.decode_function(beam_size, max_length, no_repeat_ngram_size)
         captions = []

@@ -83,7 +83,7 @@ class FitConfig:
     lr_patience: int = LR_PATIENCE
     average_checkpoints: int = 0  # 0: off
     average_checkpoints_of: str = "best"  # one of AVERAGE_OF
-    beam_size: int = _field(1, _POSITIVE)
+    beam_size: int | None = _field(None, _POSITIVE)  # None: the model's own (its hyper-parameter)
     no_repeat_ngram_size: int | None = None  # None: the model's own (its hyper-parameter); 0: off
     strategy: str = "auto"
     seed: int = 0
@@ -253,7 +253,10 @@ def _arguments():
                             help=f"initial learning rate (default {LEARNING_RATE:g})")),
         (None, "--min-lr", dict(dest="min_learning_rate", type=float, metavar="LR",
                                 help=f"floor of the plateau decay (default {MIN_LEARNING_RATE:g})")),
-        (None, "--beam-size", dict(type=int, metavar="K", help="beam width for the test split (default 1)")),
+        (None, "--beam-size", dict(type=int, metavar="K",
+                                   help="beam width for the test split (validation is greedy); default: the "
+                                        "model's own beam_size hyper-parameter (1 for the paper's models), which "
+                                        "caption and export also use")),
         (None, "--no-repeat-ngram-size", dict(type=int, metavar="N",
                                               help="never repeat an N-gram within a caption when decoding the "
                                                    "validation and test splits (e.g. 3; 0: off, the paper's "

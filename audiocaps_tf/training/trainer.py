@@ -130,7 +130,7 @@ def _decoding_name(beam_size=1, no_repeat_ngram_size=0):
 
 def finish(run_dir, state, model, test_source, fields, config):
     """Decodes the test split with the final model and writes metrics.json and test_predictions.csv."""
-    beam, no_repeat = config.beam_size, model.resolve_no_repeat(config.no_repeat_ngram_size)
+    beam, no_repeat = model.resolve_beam(config.beam_size), model.resolve_no_repeat(config.no_repeat_ngram_size)
     averaged = state.get("averaging")
     used_average = bool(averaged) and averaged["used"] == "averaged"
     val_scores = averaged["val_averaged"] if used_average else state["best"]["val"]

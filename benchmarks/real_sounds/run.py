@@ -24,7 +24,8 @@ from audiocaps_tf.data.layout import read_splits
 from audiocaps_tf.metrics import score_captions
 
 _MASKS = ["--model-overrides", '{"time_masks": 2, "feature_masks": 2}']
-# name -> the fit arguments. "(paper)": as the paper trains it, every option of ours off; "default": no --model.
+# name -> the fit arguments. "(paper)": as the paper trains it, every option of ours off (also what `fit` without
+# --model trains).
 RECIPES = {
     "tempatt-mfcc-lstm (paper)": ["--model", "tempatt-mfcc-lstm"],
     "tempatt-mfcc-lstm + masks + no-repeat 3": ["--model", "tempatt-mfcc-lstm", "--no-repeat-ngram-size", "3",
@@ -33,7 +34,11 @@ RECIPES = {
                                                             "--no-repeat-ngram-size", "3", *_MASKS],
     "tempatt-logmel-cnn-lstm + masks + no-repeat 3": ["--model", "tempatt-logmel-cnn-lstm",
                                                       "--no-repeat-ngram-size", "3", *_MASKS],
-    "default": [],
+    "tempatt-mfcc-lstm-specaug (masks + no-repeat 3 + beam 3)": ["--model", "tempatt-mfcc-lstm-specaug"],
+    "tempatt-mfcc-lstm-specaug, Transformer decoder": ["--model", "tempatt-mfcc-lstm-specaug", "--model-overrides",
+                                                        '{"decoder": "transformer"}'],
+    "tempatt-mfcc-lstm-specaug + per-clip CMVN": ["--model", "tempatt-mfcc-lstm-specaug", "--model-overrides",
+                                                   '{"mfcc_standardize": true}'],
 }
 BASELINE_1NN = "1nn-mfcc"
 SHOWN = ("BLEU_4", "METEOR", "ROUGE_L", "CIDEr")

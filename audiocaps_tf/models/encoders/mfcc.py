@@ -20,7 +20,8 @@ class MFCCAudioEncoder(AudioEncoder, MFCCEncoder):
     @classmethod
     def from_spec(cls, spec, hyper, dtype=None, **attribute_options):
         return cls(hyper["units"], kernel_size=hyper["mfcc_kernel_size"], num_blocks=hyper["mfcc_num_blocks"],
-                   pool_size=hyper["mfcc_pool_size"], dropout=hyper["encoder_dropout"], name="mfcc_encoder",
+                   pool_size=hyper["mfcc_pool_size"], dropout=hyper["encoder_dropout"],
+                   standardize=hyper["mfcc_standardize"], name="mfcc_encoder",
                    dtype=dtype)
 
     def build_encoder(self):
