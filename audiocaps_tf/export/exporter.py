@@ -71,8 +71,8 @@ def export_model(model, model_base, version=None, beam_size=None, max_length=Non
     version: None takes the next free integer; an existing version is never overwritten. beam_size 1 is greedy
     decoding; no_repeat_ngram_size n > 0: no caption holds an n-gram twice (0: the paper's decoding). None, for
     either: the model's own setting, as `generate` and `python -m audiocaps_tf.caption` default to (recorded
-    resolved in the metadata). The SavedModel gets the signatures
-    of `serving_graph`, warm-up requests, and `audiocaps_tf_export.json` in assets.extra/; before it is published
+    resolved in the metadata). The SavedModel gets the signatures of `serving_graph`, warm-up requests, and
+    `audiocaps_tf_export.json` in assets.extra/; before it is published
     its captions of the warm-up clips are checked against the Keras model's `generate`. MODEL_BASE/model.keras
     (and model-<version>.keras) get the Keras model. `log` receives progress messages.
     """

@@ -59,9 +59,7 @@ class AudioCaptioner(Captioner):
             raise ValueError(f"the encoder reads {missing}, which the preprocessor does not compute")
         self.length_penalty = float(length_penalty)
         self.no_repeat_ngram_size = int(no_repeat_ngram_size)
-        if int(beam_size) < 1:
-            raise ValueError(f"beam_size must be at least 1; got {beam_size}")
-        self.beam_size = int(beam_size)
+        self.beam_size = self.resolve_beam(beam_size)
         object.__setattr__(self, "hyper_parameters", dict(hyper_parameters or {}))  # plain, untracked
         self.build()
 
@@ -184,8 +182,9 @@ class AudioCaptioner(Captioner):
         """Captions as ids, graph-friendly (core TF ops only; any batch size, inside a tf.function too).
 
         inputs: as `call` without "caption_in". beam_size 1 is greedy decoding (the authors'), more is beam search
-        (`audiocaps_tf.decoding`), None the model's `beam_size`; max_length defaults to `max_caption_length`; no_repeat_ngram_size n > 0 blocks
-        every token that would repeat an n-gram of the caption (None: the model's `no_repeat_ngram_size`).
+        (`audiocaps_tf.decoding`), None the model's `beam_size`; max_length defaults to `max_caption_length`;
+        no_repeat_ngram_size n > 0 blocks every token that would repeat an n-gram of the caption (None: the model's
+        `no_repeat_ngram_size`).
         Returns {"tokens" int32 [B, L] (ending with <eos> unless cut, padded with 0), "scores" float32 [B]
         (length-normalised log-probability, `length_penalty`), "lengths" int32 [B], "attention": greedy only, one
         float32 [B, L, T_i] per memory ([] for beam search and decoders without attention)}.
