@@ -35,7 +35,9 @@ setup(
         "notebooks": ["matplotlib>=3.8", "ipython>=8", "ipywidgets>=8"],
         # The tests also run the notebooks headless (nbclient, on an ipykernel), on every core (pytest-xdist).
         "test": ["pytest>=8", "pytest-xdist>=3.5", "imageio-ffmpeg>=0.5", "matplotlib>=3.8", "ipython>=8", "ipykernel>=6.29",
-                 "nbclient>=0.10", "nbformat>=5.10"],
+                 "nbclient>=0.10", "nbformat>=5.10",
+                 # Parsers that read `caption --format srt|vtt` back, as a player would.
+                 "srt>=3.5", "webvtt-py>=0.5"],
     },
     classifiers=[
         "Programming Language :: Python :: 3",

@@ -1,25 +1,39 @@
-"""`python -m audiocaps_tf.caption FILE [FILE ...] --model RUN_DIR|MODEL.keras`: a caption for every audio file.
+"""`python -m audiocaps_tf.caption FILE [FILE ...] --model RUN_DIR|MODEL.keras`: captions of audio files of any length.
 
     python -m audiocaps_tf.caption dog.wav street.flac --model runs/tempatt-mfcc-lstm-20260101-120000
-    python -m audiocaps_tf.caption *.wav --model best.keras --beam-size 3 --json
+    python -m audiocaps_tf.caption walk.flac --model best.keras --format srt --out walk.srt
+    python -m audiocaps_tf.caption recordings/*.wav --model best.keras --format vtt --out subtitles/
 
-Prints one line per file, in the order given: `path<TAB>caption`, or with --json a JSON object per line
-(`{"path": ..., "caption": ...}`). Any format `audiocaps_tf.audio.load_audio` reads (WAV, FLAC, OGG, MP3; m4a and
-others with ffmpeg) at any sample rate and channel count; each file is cut or zero-padded to 10 s, as in training.
-A file that cannot be read is reported on stderr (`error: PATH: cause`) and the others are still captioned; the
-exit status is then 1. `--model` is a `fit` run directory (its best.keras) or a saved `.keras` model.
+A file longer than the window (default 10 s, the training clips' length) is captioned window by window, a window
+every --hop seconds (default: the window); the last window holds the rest of the file, zero-padded, and
+neighbouring windows with the same caption become one segment. Files are read as a stream, never whole.
+
+Output (--format): tsv prints `path<TAB>caption` for a file no longer than the window, as version 0.1 did, and
+`path<TAB>start<TAB>end<TAB>caption` lines (seconds) for a longer one; json prints one object per segment
+{"path", "start", "end", "caption", "score"} (--json is --format json); srt and vtt write subtitles that players
+show next to the audio. --out FILE writes everything to FILE; --out DIR (an existing directory, or needed for srt/vtt
+of several files) writes DIR/<file name>.<tsv|jsonl|srt|vtt>; existing files are kept unless --overwrite.
+--no-segments captions the first window only, with a warning for a file that is longer.
+
+Any format `audiocaps_tf.audio.load_audio` reads (WAV, FLAC, OGG, MP3; m4a and others with ffmpeg) at any sample
+rate and channel count. A file that cannot be read is reported on stderr (`error: PATH: cause`; a file damaged
+part-way keeps the segments before the damage) and the others are still captioned; the exit status is then 1.
+`--model` is a `fit` run directory (its best.keras) or a saved `.keras` model.
 """
 
 import argparse
-import json
+import itertools
 import os
 import pathlib
 import sys
 
-from audiocaps_tf.arguments import non_negative_int, positive_int
+from audiocaps_tf import params
+from audiocaps_tf.arguments import non_negative_int, positive_float, positive_int
+from audiocaps_tf.caption_formats import FORMATS, CaptionOutput, render
 
-HELP = "caption audio files with a trained model"
-BATCH_SIZE = 16  # files decoded and captioned at a time
+HELP = "caption audio files of any length with a trained model"
+BATCH_SIZE = 16  # windows decoded at a time
+PROGRESS_SECONDS = 60.0  # files longer than this get a progress bar on stderr
 
 
 def add_arguments(parser):
@@ -31,7 +45,17 @@ def add_arguments(parser):
     parser.add_argument("--no-repeat-ngram-size", type=non_negative_int, metavar="N",
                         help="never repeat an N-gram within a caption (e.g. 3; 0: off, the paper's decoding; "
                              "default: the model's own, its no_repeat_ngram_size hyper-parameter)")
-    parser.add_argument("--json", action="store_true", help="print JSON lines {\"path\", \"caption\"}")
+    parser.add_argument("--window", type=positive_float, metavar="SECONDS",
+                        help="seconds of audio per caption (default 10, the training clips' length)")
+    parser.add_argument("--hop", type=positive_float, metavar="SECONDS",
+                        help="seconds between window starts (default: the window; less overlaps the windows)")
+    parser.add_argument("--no-segments", action="store_true",
+                        help="caption only the first window of each file (warns when a file is longer)")
+    parser.add_argument("--format", choices=FORMATS, help="output format (default tsv; see above)")
+    parser.add_argument("--json", action="store_true", help="the same as --format json")
+    parser.add_argument("--out", type=pathlib.Path, metavar="FILE|DIR",
+                        help="write to FILE, or one file per input into DIR (default: stdout)")
+    parser.add_argument("--overwrite", action="store_true", help="replace output files that exist")
 
 
 def model_path(path):
@@ -59,34 +83,63 @@ def load_model(path):
     return keras.models.load_model(model_path(path))
 
 
-def _print(path, caption, as_json):
-    if as_json:
-        print(json.dumps({"path": path, "caption": caption}, ensure_ascii=False), flush=True)
-    else:
-        print(f"{path}\t{caption}", flush=True)
+def _tagged_windows(paths, window, hop, max_windows):
+    """(index in `paths`, value) for every file: its length in seconds, its windows, or the error that stopped it."""
+    from audiocaps_tf.audio.loading import AudioError
+    from audiocaps_tf.models.segments import source_windows
+
+    for index, path in enumerate(paths):
+        try:
+            for value in source_windows(path, window, hop, max_windows=max_windows):
+                yield index, value
+        except (AudioError, OSError) as err:
+            yield index, err
 
 
-def caption_files(model, paths, beam_size=None, as_json=False, no_repeat_ngram_size=None):
-    """Prints a caption for each readable file of `paths` (errors on stderr); returns the number of failures."""
-    from audiocaps_tf.audio.loading import AudioError, load_audio
+def _report(path, err):
+    message = str(err) if path in str(err) else f"{path}: {err}"  # AudioError names the file
+    print(f"error: {message}", file=sys.stderr, flush=True)
 
+
+def caption_files(model, paths, beam_size=None, output_format="tsv", no_repeat_ngram_size=None, window=None,
+                  hop=None, segments=True, output=None):
+    """Captions every file of `paths` into `output` (a `CaptionOutput`; None: stdout), errors on stderr; returns the
+    number of files that failed."""
+    import tqdm
+
+    from audiocaps_tf.models.segments import Segment, caption_windows, merge_segments, window_lengths
+
+    output = output or CaptionOutput(None, output_format, paths, overwrite=False)
+    window_samples, hop_samples = window_lengths(window, hop)
+    window_seconds = window_samples / params.SAMPLE_RATE
+    items = _tagged_windows(paths, window_samples, hop_samples, None if segments else 1)
     failures = 0
-    for start in range(0, len(paths), BATCH_SIZE):
-        chunk = paths[start:start + BATCH_SIZE]
-        loaded = []
-        for path in chunk:
-            try:
-                loaded.append((path, load_audio(path)))
-            except (AudioError, OSError) as err:
-                failures += 1
-                message = str(err) if path in str(err) else f"{path}: {err}"  # AudioError names the file
-                print(f"error: {message}", file=sys.stderr, flush=True)
-        if not loaded:
-            continue
-        captions = model.generate([waveform for _, waveform in loaded], beam_size=beam_size,
-                                  no_repeat_ngram_size=no_repeat_ngram_size)
-        for (path, _), caption in zip(loaded, captions):
-            _print(path, caption, as_json)
+    captioned = caption_windows(model, items, beam_size, no_repeat_ngram_size, BATCH_SIZE)
+    for index, values in itertools.groupby(captioned, key=lambda pair: pair[0]):
+        path = paths[index]
+        seconds, found, error, bar = None, [], None, None
+        for _, value in values:
+            if isinstance(value, Segment):
+                found.append(value)
+                if bar is not None:
+                    bar.update(min(value.end, seconds) - bar.n)
+            elif isinstance(value, Exception):
+                error = value
+            else:
+                seconds = value
+                bar = tqdm.tqdm(total=round(seconds, 1), unit="s", desc=os.path.basename(path), file=sys.stderr,
+                                leave=False, disable=seconds <= PROGRESS_SECONDS or not segments)
+        if bar is not None:
+            bar.close()
+        if found:
+            single_window = not segments or seconds <= window_seconds
+            output.add(path, render(output_format, path, list(merge_segments(found)), single_window))
+        if error is not None:
+            failures += 1
+            _report(path, error)
+        elif not segments and seconds > window_seconds:
+            print(f"warning: {path} is {seconds:.1f} s long; only its first {window_seconds:g} s were captioned "
+                  "(--no-segments)", file=sys.stderr, flush=True)
     return failures
 
 
@@ -97,23 +150,41 @@ def build_parser():
     return parser
 
 
+def _output_format(parser, args):
+    if args.json and args.format not in (None, "json"):
+        parser.error(f"--json and --format {args.format} contradict each other; give one")
+    if args.no_segments and args.hop is not None:
+        parser.error("--hop has no effect with --no-segments (only the first window is captioned)")
+    return "json" if args.json else (args.format or "tsv")
+
+
 def main(argv=None):
     """The command line; returns the exit status (1 when the model or any file failed)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    output_format = _output_format(parser, args)
+    paths = [str(path) for path in args.files]
+    try:
+        output = CaptionOutput(args.out, output_format, paths, args.overwrite)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     try:
         model = load_model(args.model)
     except (OSError, ValueError, TypeError) as err:
         print(f"error: cannot load the model {args.model}: {err}", file=sys.stderr)
         return 1
     try:
-        failures = caption_files(model, [str(path) for path in args.files], args.beam_size, args.json,
-                                 args.no_repeat_ngram_size)
+        failures = caption_files(model, paths, args.beam_size, output_format, args.no_repeat_ngram_size,
+                                 args.window, args.hop, not args.no_segments, output)
     except ValueError as err:  # an option the model cannot honour (e.g. --no-repeat-ngram-size on a 1NN model)
         print(f"error: {err}", file=sys.stderr)
         return 1
+    finally:
+        output.close()
     if failures:
-        print(f"error: {failures} of {len(args.files)} file(s) could not be captioned", file=sys.stderr)
+        print(f"error: {failures} of {len(paths)} file(s) could not be captioned", file=sys.stderr)
         return 1
     return 0
 

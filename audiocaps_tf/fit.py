@@ -3,6 +3,9 @@
     python -m audiocaps_tf.fit                         the demo: synthesises (once, cached) a small captioned
                                                        dataset, trains tempatt-mfcc-lstm on it, scores its test
                                                        split and saves the model (a few minutes on 2 CPU cores)
+    python -m audiocaps_tf.fit --data-dir DIR          your data: trains tempatt-mfcc-transformer-specaug, the
+                                                       recipe that generalised best to recordings it never heard
+                                                       (the README's Models section)
     python -m audiocaps_tf.fit --model NAME [--data-dir DIR | --tfrecords DIR] [--out RUN_DIR]
         [--epochs N] [--batch-size B] [--lr LR] [--beam-size K] [--strategy auto|mirrored|multiworker|one-device]
         [--seed S] [--resume]
@@ -19,7 +22,7 @@ Training follows the authors' code: Adam (beta 0.9 / 0.999, eps 1e-8), learning 
 split every --validation-frequency epochs (the authors: 0.3) scored with the evaluation metrics; the model with the
 best validation CIDEr is kept, and training stops after --patience validations without improvement. The test split
 is decoded with --beam-size (default: the model's own beam_size hyper-parameter, 1 (greedy, as the authors) for the
-paper's models; tempatt-mfcc-lstm-specaug's is 3). `--no-repeat-ngram-size N` keeps any N-gram from
+paper's models; the -specaug recipes' is 3). `--no-repeat-ngram-size N` keeps any N-gram from
 appearing twice in a caption, in validation and test decoding (default: the model's own no_repeat_ngram_size
 hyper-parameter, 0 (off, as the authors) for the paper's models).
 
@@ -57,6 +60,7 @@ from audiocaps_tf.training.config import (  # noqa: F401  (fit's options and the
     ADAM,
     BATCH_SIZE,
     CLIP_NORM,
+    DEFAULT_DATA_MODEL,
     DEFAULT_MODEL,
     DEMO_CLIPS,
     DEMO_SEED,

@@ -90,7 +90,9 @@ def test_json_lines(model_file, audio_files, corrupt_file, capsys):
     assert caption.main([*audio_files, corrupt_file, "--model", str(model_file), "--json", "--beam-size", "2"]) == 1
     records = [json.loads(line) for line in _lines(capsys.readouterr().out)]
     assert [record["path"] for record in records] == audio_files
-    assert all(set(record) == {"path", "caption"} and isinstance(record["caption"], str) for record in records)
+    assert all(set(record) == {"path", "start", "end", "caption", "score"} and isinstance(record["caption"], str)
+               for record in records)
+    assert [record["start"] for record in records] == [0.0, 0.0, 0.0]  # each file fits in one window
 
 
 def test_a_model_that_cannot_be_loaded_is_an_error(tmp_path, audio_files, capsys):

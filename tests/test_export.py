@@ -100,7 +100,7 @@ def test_saved_model_cli_lists_both_signatures_with_their_inputs_and_outputs(exp
     shown = subprocess.run(["saved_model_cli", "show", "--dir", str(exported[0] / "1"), "--all"],
                            capture_output=True, text=True, check=True).stdout
     signatures = dict(re.findall(r"signature_def\['(\w+)'\]:\n(.*?)Method name", shown, flags=re.S))
-    assert {"serving_default", "caption_waveform"} <= set(signatures)
+    assert {"serving_default", "caption_waveform", "caption_segments"} <= set(signatures)
 
     def tensors(text, kind):
         found = re.findall(rf"{kind}\['(\w+)'\] tensor_info:\n\s+dtype: (\w+)\n\s+shape: (\([-\d, ]*\))", text)
@@ -111,6 +111,11 @@ def test_saved_model_cli_lists_both_signatures_with_their_inputs_and_outputs(exp
     assert tensors(default, "inputs") == {"audio": ("DT_STRING", "(-1)")}
     assert tensors(waveform, "inputs") == {"waveform": ("DT_FLOAT", "(-1, -1)"), "sample_rate": ("DT_INT32", "(-1)")}
     assert tensors(default, "outputs") == outputs and tensors(waveform, "outputs") == outputs
+    segments = signatures["caption_segments"]
+    assert tensors(segments, "inputs") == {"audio": ("DT_STRING", "(-1)")}
+    assert tensors(segments, "outputs") == {"start": ("DT_FLOAT", "(-1, -1)"), "end": ("DT_FLOAT", "(-1, -1)"),
+                                            "caption": ("DT_STRING", "(-1, -1)"), "score": ("DT_FLOAT", "(-1, -1)"),
+                                            "segment_count": ("DT_INT32", "(-1)")}
 
 
 def test_the_export_facts_and_every_docker_image_name_the_same_tf_serving(exported):
@@ -341,3 +346,29 @@ def test_export_options_below_one_are_usage_errors(option, tmp_path, capsys):
     assert exit_info.value.code == 2
     assert f"{option}: must be at least 1, got 0" in capsys.readouterr().err
     assert not (tmp_path / "base").exists()
+
+
+def test_caption_segments_answers_each_file_s_segments_as_the_model_does(exported, served, clips):
+    """Long and short WAV files in one request: the segments of `caption_segments`, rows padded past the count."""
+    model = exported[1]
+    files = [wav(np.concatenate([clips[0], clips[0], clips[1], clips[2][: 4 * RATE]])), wav(clips[3][: 3 * RATE]),
+             wav(np.stack([clips[1], clips[2]], axis=1))]
+    result = {k: v.numpy() for k, v in served.signatures["caption_segments"](audio=tf.constant(files)).items()}
+    for row, data in enumerate(files):
+        expected = model.caption_segments(data)
+        count = result["segment_count"][row]
+        assert count == len(expected)
+        assert [c.decode() for c in result["caption"][row, :count]] == [s.caption for s in expected]
+        np.testing.assert_allclose(result["start"][row, :count], [s.start for s in expected], atol=1e-6)
+        np.testing.assert_allclose(result["end"][row, :count], [s.end for s in expected], atol=1e-6)
+        np.testing.assert_allclose(result["score"][row, :count], [s.score for s in expected], rtol=1e-5)
+        assert all(c == b"" for c in result["caption"][row, count:]) and not result["end"][row, count:].any()
+    assert result["end"][0, result["segment_count"][0] - 1] == pytest.approx(34.0)
+    assert (result["start"][0, 0], result["end"][0, 0]) == (0.0, 20.0)  # the clip twice: merged
+
+
+def test_caption_segments_refuses_files_over_the_export_s_maximum(exported, clips):
+    segments = tf.function(CaptionSignatures(exported[1], max_seconds=15).caption_segments)
+    assert segments(tf.constant([wav(clips[0])]))["segment_count"].numpy().tolist() == [1]
+    with pytest.raises(tf.errors.InvalidArgumentError, match="longer than the maximum of 15 s set at export"):
+        segments(tf.constant([wav(np.concatenate(clips[:2]))]))

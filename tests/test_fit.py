@@ -322,12 +322,18 @@ def audiocaps_dir(tmp_path_factory):
 
 
 def test_a_data_dir_is_prepared_into_the_run_and_trained_on(audiocaps_dir, tmp_path):
+    """Without --model, a data directory gets the recipe for data without pretrained weights."""
     out = tmp_path / "run"
+    tiny_transformer = {**TINY_MODEL, "transformer_dim": 8, "transformer_ff_dim": 16, "transformer_heads": 2,
+                        "transformer_layers": 1}
     argv = ["--data-dir", str(audiocaps_dir), "--epochs", "1", "--batch-size", "8", "--workers", "1",
-            "--model-overrides", json.dumps(TINY_MODEL), "--out", str(out)]
+            "--model-overrides", json.dumps(tiny_transformer), "--out", str(out)]
     assert fit.main(argv) == 0
     config = json.loads((out / "config.json").read_text())
     assert config["data"] == {"kind": "data_dir", "path": str(audiocaps_dir.resolve())}
+    assert config["model"] == fit.DEFAULT_DATA_MODEL == "tempatt-mfcc-transformer-specaug"
+    model = keras.models.load_model(out / "best.keras")
+    assert type(model.decoder).__name__ == "TransformerDecoder" and model.decoding_beam_size == 3
     manifest = json.loads((out / "data" / "manifest.json").read_text())
     assert manifest["record_fields"] == ["mfcc"] and manifest["complete"]
     assert [manifest["splits"][s]["clips"] for s in ("train", "val", "test")] == [24, 4, 4]
@@ -372,6 +378,9 @@ def test_fit_config_round_trips_through_config_json(tmp_path):
         assert FitConfig.from_json(options) == config
         assert FitConfig.from_json(options).to_json() == config.to_json()
     assert configs[0].to_json()["data"] == {"kind": "demo", "clips": fit.DEMO_CLIPS, "seed": fit.DEMO_SEED}
+    # No --model: the paper's model on the demo, the recipe for data without pretrained weights on a user's data.
+    assert [c.model for c in configs] == [fit.DEFAULT_MODEL, "topdown-alignedatt", "vggish-lstm",
+                                          fit.DEFAULT_DATA_MODEL, fit.DEFAULT_MODEL]
     assert configs[2].to_json()["data"] == {"kind": "data_dir", "path": str((tmp_path / "data").resolve())}
     # A run directory written before FitConfig existed: the same options, keys and order; the options added since
     # take their defaults, which do what that run did.

@@ -157,12 +157,14 @@ def test_registry_names_follow_the_paper():
     assert MODELS["topdown-vggish3-lstm"].features == ("vggish_fc2", "vggish_conv4", "vggish_conv3")
     # Ours come after the paper's rows, marked as such, in the paper's naming and row style.
     ours = MODEL_NAMES[len(PAPER_MODEL_NAMES):]
-    assert MODEL_NAMES[: len(PAPER_MODEL_NAMES)] == PAPER_MODEL_NAMES and ours == ("tempatt-logmel-cnn-lstm",
-                                                                                   "tempatt-mfcc-lstm-specaug")
+    assert MODEL_NAMES[: len(PAPER_MODEL_NAMES)] == PAPER_MODEL_NAMES and ours == (
+        "tempatt-logmel-cnn-lstm", "tempatt-mfcc-lstm-specaug", "tempatt-mfcc-transformer-specaug")
     for name in ours:
         spec = MODELS[name]
-        assert not spec.paper and spec.row.endswith(" (ours)") and "-lstm" in name
+        assert not spec.paper and spec.row.endswith(" (ours)") and f"-{spec.decoder.replace('luong', 'lstm')}" in name
         assert spec.row_label() not in EXCLUDED_ROWS
+    transformer = MODELS["tempatt-mfcc-transformer-specaug"]
+    assert transformer.decoder == "transformer" and transformer.defaults == MODELS["tempatt-mfcc-lstm-specaug"].defaults
     # The paper's entries take the authors' hyper-parameters; a recipe of ours may change them, never the wiring.
     assert all(not MODELS[name].defaults for name in PAPER_MODEL_NAMES)
     specaug = MODELS["tempatt-mfcc-lstm-specaug"]

@@ -13,7 +13,9 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+import soundfile
 
 from conftest import EXAMPLES_DIR
 
@@ -125,16 +127,23 @@ def smoke_sized(module, arguments):
 
 
 def test_readme_commands_run(tmp_path):
-    """The commands in the README's order, as a new user types them in one folder (with a clip.wav at hand)."""
+    """The commands in the README's order, as a new user types them in one folder (with a clip.wav and a longer
+    walk.flac at hand)."""
     workdir = tmp_path / "user"
     workdir.mkdir()
     if EXAMPLES_DIR.is_dir():
         shutil.copy(EXAMPLES_DIR / "bygBWUkpaC8_270.wav", workdir / "clip.wav")
-    else:  # without ../shared: a demo clip stands in
+        sounds = sorted(EXAMPLES_DIR.glob("*.wav"))[:3]
+    else:  # without ../shared: demo clips stand in
         from audiocaps_tf.data import make_demo_dataset
 
         demo = make_demo_dataset(tmp_path / "stand-in", num_clips=10, workers=0, progress=False)
-        shutil.copy(sorted((pathlib.Path(demo) / "audio").rglob("*.wav"))[0], workdir / "clip.wav")
+        sounds = sorted((pathlib.Path(demo) / "audio").rglob("*.wav"))[:3]
+        shutil.copy(sounds[0], workdir / "clip.wav")
+    # ... and a recording longer than one window (walk.flac, 30 s at 22.05 kHz stereo).
+    parts = [soundfile.read(path, dtype="float32", always_2d=True) for path in sounds]
+    soundfile.write(workdir / "walk.flac", np.concatenate([np.repeat(p[:, :1], 2, axis=1) for p, _ in parts]),
+                    parts[0][1])
     env = {**os.environ, "AUDIOCAPS_TF_CACHE": str(tmp_path / "cache"), "TFHUB_CACHE_DIR": str(tmp_path / "tfhub")}
     ran = []
     for section, command in readme_commands(SECTIONS):

@@ -8,6 +8,7 @@ Bad input never turns into silence: a missing, empty, truncated or corrupt file,
 infinite samples, raises `AudioError` naming the file and the cause.
 """
 
+import contextlib
 import io
 import os
 import shutil
@@ -114,13 +115,15 @@ def load_audio(source, sample_rate=SAMPLE_RATE, duration=CLIP_SECONDS):
     if duration is not None and not (np.isfinite(duration) and duration >= 0):
         raise ValueError(f"duration must be None or a finite number of seconds >= 0, got {duration!r}")
 
-    audio_source = _resolve_source(source)
-    _check_not_truncated(audio_source)
+    audio_source = resolve_source(source)
+    cause = truncation(audio_source)
+    if cause:
+        raise audio_source.error(f"truncated file: {cause}")
     samples, native_rate = _decode(audio_source)
     return _to_model_waveform(samples, native_rate, audio_source, sample_rate, duration)
 
 
-def _resolve_source(source):
+def resolve_source(source):
     """Checks that the source exists and is not empty, and wraps it as a `_Source`."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         audio_source = _Source("<bytes>", data=bytes(source))
@@ -155,8 +158,8 @@ def _resolve_source(source):
     return audio_source
 
 
-def _check_not_truncated(audio_source):
-    """Raises AudioError for a WAV or Ogg file cut short, which libsndfile and ffmpeg would decode silently.
+def truncation(audio_source):
+    """Why a WAV or Ogg source is cut short (libsndfile and ffmpeg would decode it silently), or None.
 
     A WAV file whose data chunk is shorter than its header declares reads as a shorter clip, and an Ogg file
     cut after its last complete page reads as a shorter clip, so both would end in padded silence.
@@ -166,16 +169,13 @@ def _check_not_truncated(audio_source):
         stream.seek(0, io.SEEK_END)
         size = stream.tell()
         if magic[:4] == b"RIFF" and magic[8:12] == b"WAVE":
-            cause = _wav_truncation(stream, size)
-        elif magic[:4] == b"OggS":
-            cause = _ogg_truncation(stream, size)
-        else:
-            cause = None
-    if cause:
-        raise audio_source.error(f"truncated file: {cause}")
+            return wav_truncation(stream, size)
+        if magic[:4] == b"OggS":
+            return ogg_truncation(stream, size)
+    return None
 
 
-def _wav_truncation(stream, size):
+def wav_truncation(stream, size):
     """Compares the size the RIFF 'data' chunk declares with the bytes that follow it; None when they agree."""
     position = 12
     while position + 8 <= size:
@@ -191,7 +191,7 @@ def _wav_truncation(stream, size):
     return None  # no data chunk: libsndfile rejects the file with its own message
 
 
-def _ogg_truncation(stream, size):
+def ogg_truncation(stream, size):
     """Checks that the file ends with a complete Ogg page flagged end-of-stream; None when it does.
 
     Scans every "OggS" capture pattern in the last page-sized window, so a pattern inside page data
@@ -216,7 +216,7 @@ def _ogg_truncation(stream, size):
     return "the file ends inside an Ogg page"
 
 
-class _SoundfileCannotOpen(Exception):
+class SoundfileCannotOpen(Exception):
     """libsndfile does not know the format (or its length); the caller may hand the file to ffmpeg."""
 
     def __init__(self, reason):
@@ -228,14 +228,18 @@ def _decode(audio_source):
     """Samples as a (frames, channels) float array and the native sample rate, via soundfile or ffmpeg."""
     try:
         return _decode_with_soundfile(audio_source)
-    except _SoundfileCannotOpen as cannot_open:
-        reason = cannot_open.reason
-        ffmpeg = find_ffmpeg()
-        if ffmpeg is None:
-            raise audio_source.error(
-                f"soundfile cannot read it ({reason}) and no ffmpeg was found; {FFMPEG_INSTALL_HINT}"
-            ) from (cannot_open.__cause__ or cannot_open)
-        return _decode_with_ffmpeg(audio_source, ffmpeg, reason)
+    except SoundfileCannotOpen as cannot_open:
+        return _decode_with_ffmpeg(audio_source, required_ffmpeg(audio_source, cannot_open), cannot_open.reason)
+
+
+def required_ffmpeg(audio_source, cannot_open):
+    """The ffmpeg binary for a source libsndfile cannot read (`SoundfileCannotOpen`); AudioError without one."""
+    ffmpeg = find_ffmpeg()
+    if ffmpeg is None:
+        raise audio_source.error(
+            f"soundfile cannot read it ({cannot_open.reason}) and no ffmpeg was found; {FFMPEG_INSTALL_HINT}"
+        ) from (cannot_open.__cause__ or cannot_open)
+    return ffmpeg
 
 
 def _decode_with_soundfile(audio_source):
@@ -244,11 +248,11 @@ def _decode_with_soundfile(audio_source):
         try:
             sound_file = soundfile.SoundFile(stream)
         except soundfile.LibsndfileError as err:
-            raise _SoundfileCannotOpen(err.error_string) from err
+            raise SoundfileCannotOpen(err.error_string) from err
         with sound_file:
             declared_frames = sound_file.frames
             if declared_frames >= _UNKNOWN_FRAME_COUNT:
-                raise _SoundfileCannotOpen("the stream does not declare its length")
+                raise SoundfileCannotOpen("the stream does not declare its length")
             dtype = "float64" if sound_file.subtype == "DOUBLE" else "float32"
             try:
                 samples = sound_file.read(dtype=dtype, always_2d=True)
@@ -256,11 +260,7 @@ def _decode_with_soundfile(audio_source):
                 raise audio_source.error(f"corrupt or truncated {sound_file.format} data ({err.error_string})") from err
             file_format, native_rate = sound_file.format, sound_file.samplerate
 
-    allowed_shortfall = 0
-    if file_format == "MP3":
-        samples_per_mp3_frame = 1152 if native_rate >= 32000 else 576  # MPEG-1 vs MPEG-2/2.5 layer III
-        allowed_shortfall = samples_per_mp3_frame + int(_MP3_LENGTH_ESTIMATE_SLACK * declared_frames)
-    if len(samples) < declared_frames - allowed_shortfall:
+    if len(samples) < declared_frames - allowed_shortfall(file_format, native_rate, declared_frames):
         raise audio_source.error(
             f"truncated or corrupt {file_format} file: it declares {declared_frames} frames "
             f"but only {len(samples)} could be decoded"
@@ -268,8 +268,28 @@ def _decode_with_soundfile(audio_source):
     return samples, native_rate
 
 
+def allowed_shortfall(file_format, native_rate, declared_frames):
+    """Frames a complete file of this format may decode short of the count libsndfile declares (MP3 only)."""
+    if file_format != "MP3":
+        return 0
+    samples_per_mp3_frame = 1152 if native_rate >= 32000 else 576  # MPEG-1 vs MPEG-2/2.5 layer III
+    return samples_per_mp3_frame + int(_MP3_LENGTH_ESTIMATE_SLACK * declared_frames)
+
+
 def _decode_with_ffmpeg(audio_source, ffmpeg, soundfile_reason):
-    """Decodes with ffmpeg into a temporary float32 WAV at the native rate and channels, read back by soundfile.
+    """Decodes with ffmpeg (`ffmpeg_wav`) and reads the whole result back with soundfile."""
+    with ffmpeg_wav(audio_source, ffmpeg, soundfile_reason) as decoded_path:
+        try:
+            with soundfile.SoundFile(decoded_path) as decoded:
+                return decoded.read(dtype="float32", always_2d=True), decoded.samplerate
+        except soundfile.LibsndfileError as err:
+            raise audio_source.error(f"ffmpeg's output could not be read ({err.error_string})") from err
+
+
+@contextlib.contextmanager
+def ffmpeg_wav(audio_source, ffmpeg, soundfile_reason):
+    """The path of a temporary float32 WAV that ffmpeg decoded the source into, at its native rate and channels;
+    deleted on exit. `soundfile_reason` (why libsndfile could not read it) goes into the error messages.
 
     Any ffmpeg error message counts as a failure (-xerror stops at the first one), because ffmpeg otherwise
     keeps going past corrupt or missing data and would return a shortened clip.
@@ -297,21 +317,22 @@ def _decode_with_ffmpeg(audio_source, ffmpeg, soundfile_reason):
                 f"soundfile cannot read it ({soundfile_reason}) and ffmpeg failed "
                 f"(exit code {finished.returncode}): {stderr[-_FFMPEG_STDERR_TAIL_CHARS:] or 'no message'}"
             )
-        try:
-            with soundfile.SoundFile(decoded_path) as decoded:
-                return decoded.read(dtype="float32", always_2d=True), decoded.samplerate
-        except soundfile.LibsndfileError as err:
-            raise audio_source.error(f"ffmpeg's output could not be read ({err.error_string})") from err
+        yield decoded_path
+
+
+def check_sample_rate(audio_source, native_rate):
+    """AudioError unless the source's rate is one the frontends accept (8-192 kHz)."""
+    if not MIN_SAMPLE_RATE <= native_rate <= MAX_SAMPLE_RATE:
+        raise audio_source.error(
+            f"sample rate {native_rate} Hz is outside the supported range {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz"
+        )
 
 
 def _to_model_waveform(samples, native_rate, audio_source, sample_rate, duration):
     """Validates decoded samples, then averages channels, resamples, clips and fixes the length."""
     if len(samples) == 0:
         raise audio_source.error("the file holds no audio samples")
-    if not MIN_SAMPLE_RATE <= native_rate <= MAX_SAMPLE_RATE:
-        raise audio_source.error(
-            f"sample rate {native_rate} Hz is outside the supported range {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz"
-        )
+    check_sample_rate(audio_source, native_rate)
     if not np.all(np.isfinite(samples)):
         raise audio_source.error("the audio holds NaN or infinite samples")
 

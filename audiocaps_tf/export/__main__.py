@@ -6,8 +6,10 @@
 Writes MODEL_BASE/<version>/ (the next free integer unless --version is given; an existing version is never
 overwritten): a SavedModel whose `serving_default` signature takes WAV file bytes (`audio`, tf.string [batch]) and
 whose `caption_waveform` signature takes `waveform` float32 [batch, samples] with `sample_rate` int32 [batch];
-both answer `caption`, `score` and `tokens`. Every clip is cut or zero-padded to 10 s, as the caption command
-does. Also writes MODEL_BASE/model.keras (the newest version's Keras model) and model-<version>.keras. Before a
+both answer `caption`, `score` and `tokens`, for the first 10 s of each clip (zero-padded when shorter), as
+`caption --no-segments` does. The `caption_segments` signature takes WAV bytes up to --max-seconds long and answers
+each file's segments as `caption` captions a long file (`start`, `end`, `caption`, `score` [batch, S] and
+`segment_count` [batch]). Also writes MODEL_BASE/model.keras (the newest version's Keras model) and model-<version>.keras. Before a
 version is published, its captions of a few warm-up clips are checked against the Keras model's. Serve MODEL_BASE
 with TensorFlow Serving (see serving/README.md) or `python -m audiocaps_tf.serving.dev_server`.
 """
@@ -17,7 +19,7 @@ import os
 import pathlib
 import sys
 
-from audiocaps_tf.arguments import non_negative_int, positive_int
+from audiocaps_tf.arguments import non_negative_int, positive_float, positive_int
 
 
 def build_parser():
@@ -35,6 +37,8 @@ def build_parser():
     parser.add_argument("--no-repeat-ngram-size", type=non_negative_int, metavar="N",
                         help="never repeat an N-gram within a caption (e.g. 3; 0: off, the paper's decoding; "
                              "default: the model's own, its no_repeat_ngram_size hyper-parameter)")
+    parser.add_argument("--max-seconds", type=positive_float, default=600.0, metavar="SECONDS",
+                        help="the longest WAV file the caption_segments signature takes (default 600)")
     return parser
 
 
@@ -59,7 +63,7 @@ def main(argv=None):
         return 1
     try:
         result = export_model(model, args.out, version=args.version, beam_size=args.beam_size,
-                              no_repeat_ngram_size=args.no_repeat_ngram_size,
+                              no_repeat_ngram_size=args.no_repeat_ngram_size, max_seconds=args.max_seconds,
                               log=lambda message: print(message, file=sys.stderr, flush=True))
     except (ExportError, ModelBaseError, ValueError) as err:  # ValueError: an option the model cannot honour
         print(f"error: {err}", file=sys.stderr)

@@ -10,6 +10,7 @@ import keras
 
 from audiocaps_tf import __version__, params
 from audiocaps_tf.export import model_base as model_base_dir
+from audiocaps_tf.export.segments_graph import DEFAULT_MAX_SECONDS, SEGMENT_OUTPUT_NAMES, SEGMENTS_SIGNATURE
 from audiocaps_tf.export.serving_graph import INPUT_SIGNATURES, OUTPUT_NAMES, CaptionSignatures
 from audiocaps_tf.export.warmup import WARMUP_FILE, check_warmup, warmup_logs, write_warmup
 from audiocaps_tf.models.task import Captioner
@@ -43,7 +44,7 @@ def _check_exportable(model):
         raise ExportError(f"{err} before exporting (fit does)") from None
 
 
-def export_info(model, version, beam_size, max_length, no_repeat_ngram_size=0):
+def export_info(model, version, beam_size, max_length, no_repeat_ngram_size=0, max_seconds=DEFAULT_MAX_SECONDS):
     """What the export holds and how it was made (assets.extra/audiocaps_tf_export.json)."""
     return {
         "version": version,
@@ -52,9 +53,12 @@ def export_info(model, version, beam_size, max_length, no_repeat_ngram_size=0):
         "no_repeat_ngram_size": no_repeat_ngram_size,
         "max_caption_length": int(max_length or model.max_caption_length),
         "clip_policy": f"mono, {params.SAMPLE_RATE} Hz, cut or zero-padded at the end to {params.CLIP_SECONDS} s",
+        "segments_policy": f"{SEGMENTS_SIGNATURE}: files up to {max_seconds:g} s, {params.CLIP_SECONDS} s windows "
+                           "one after another, the last zero-padded, neighbours with one caption merged",
+        "max_seconds": max_seconds,
         "signatures": {
             name: {"inputs": {spec.name: [spec.dtype.name, spec.shape.as_list()] for spec in specs},
-                   "outputs": list(OUTPUT_NAMES)}
+                   "outputs": list(SEGMENT_OUTPUT_NAMES if name == SEGMENTS_SIGNATURE else OUTPUT_NAMES)}
             for name, specs in INPUT_SIGNATURES.items()
         },
         "target_tf_serving": TARGET_TF_SERVING,
@@ -65,13 +69,13 @@ def export_info(model, version, beam_size, max_length, no_repeat_ngram_size=0):
 
 
 def export_model(model, model_base, version=None, beam_size=None, max_length=None, no_repeat_ngram_size=None,
-                 log=lambda message: None):
+                 log=lambda message: None, max_seconds=DEFAULT_MAX_SECONDS):
     """Writes `model` (an `AudioCaptioner` or `NearestNeighbourCaptioner`) as MODEL_BASE/<version>/.
 
     version: None takes the next free integer; an existing version is never overwritten. beam_size 1 is greedy
     decoding; no_repeat_ngram_size n > 0: no caption holds an n-gram twice (0: the paper's decoding). None, for
     either: the model's own setting, as `generate` and `python -m audiocaps_tf.caption` default to (recorded
-    resolved in the metadata). The SavedModel gets the signatures of `serving_graph`, warm-up requests, and
+    resolved in the metadata). max_seconds: the longest file the `caption_segments` signature takes. The SavedModel gets the signatures of `serving_graph`, warm-up requests, and
     `audiocaps_tf_export.json` in assets.extra/; before it is published
     its captions of the warm-up clips are checked against the Keras model's `generate`. MODEL_BASE/model.keras
     (and model-<version>.keras) get the Keras model. `log` receives progress messages.
@@ -82,7 +86,7 @@ def export_model(model, model_base, version=None, beam_size=None, max_length=Non
     try:
         log(f"writing the SavedModel of {model.model_name} (beam size {beam_size})")
         signatures = CaptionSignatures(model, beam_size=beam_size, max_length=max_length,
-                                       no_repeat_ngram_size=no_repeat_ngram_size)
+                                       no_repeat_ngram_size=no_repeat_ngram_size, max_seconds=max_seconds)
         signatures.archive().write_out(str(staging), verbose=False)
         extra = staging / "assets.extra"
         extra.mkdir()
@@ -90,7 +94,7 @@ def export_model(model, model_base, version=None, beam_size=None, max_length=Non
         logs = warmup_logs(model, beam_size=beam_size, max_length=max_length,
                            no_repeat_ngram_size=no_repeat_ngram_size)
         write_warmup(extra / WARMUP_FILE, logs)
-        info = export_info(model, version, beam_size, max_length, no_repeat_ngram_size)
+        info = export_info(model, version, beam_size, max_length, no_repeat_ngram_size, max_seconds)
         (extra / EXPORT_INFO_FILE).write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
 
         log("checking the SavedModel's captions of the warm-up clips against the Keras model")

@@ -6,10 +6,12 @@
     both ->           caption      tf.string [batch]
                       score        float32 [batch]  length-normalised log-probability (0 for the 1NN models)
                       tokens       int32 [batch, L] the caption's ids, ending with <eos>, padded with 0
+    caption_segments  audio        tf.string [batch]  WAV bytes of any length up to the export's maximum, captioned
+                                                  window by window (`segments_graph`)
 
-Every clip is shaped as `load_audio` shapes a file for `python -m audiocaps_tf.caption`: channels averaged,
-resampled to 16 kHz, then cut or zero-padded at the end to 10 s (`params.CLIP_SECONDS`), the length the models are
-trained on. The whole pipeline is in the graph, in core TensorFlow ops: decoding (`audio.graph`), resampling, the
+In the first two every clip is shaped as `load_audio` shapes a file for `python -m audiocaps_tf.caption --no-segments`:
+channels averaged, resampled to 16 kHz, then cut or zero-padded at the end to 10 s (`params.CLIP_SECONDS`), the
+length the models are trained on. The whole pipeline is in the graph, in core TensorFlow ops: decoding (`audio.graph`), resampling, the
 model's frontend and encoder, greedy or beam search and detokenisation. Bad audio raises InvalidArgumentError with
 a message starting "audio:".
 """
@@ -20,6 +22,7 @@ import keras
 
 from audiocaps_tf import params
 from audiocaps_tf.audio.graph import wav_to_waveform, waveform_to_clip
+from audiocaps_tf.export.segments_graph import DEFAULT_MAX_SECONDS, SEGMENTS_SIGNATURE, caption_segments
 
 DEFAULT_SIGNATURE = "serving_default"
 WAVEFORM_SIGNATURE = "caption_waveform"
@@ -31,6 +34,7 @@ INPUT_SIGNATURES = {
         tf.TensorSpec([None, None], tf.float32, name="waveform"),
         tf.TensorSpec([None], tf.int32, name="sample_rate"),
     ],
+    SEGMENTS_SIGNATURE: [tf.TensorSpec([None], tf.string, name="audio")],  # outputs: `segments_graph`
 }
 
 
@@ -79,9 +83,12 @@ class CaptionSignatures:
     the model and the two signatures, ready for `write_out`.
     """
 
-    def __init__(self, model, beam_size=1, max_length=None, no_repeat_ngram_size=0):
+    def __init__(self, model, beam_size=1, max_length=None, no_repeat_ngram_size=0, max_seconds=DEFAULT_MAX_SECONDS):
         if int(beam_size) < 1:
             raise ValueError(f"beam_size must be at least 1; got {beam_size}")
+        if not float(max_seconds) > 0:
+            raise ValueError(f"max_seconds must be positive; got {max_seconds}")
+        self.max_seconds = float(max_seconds)
         self.model = model
         self.beam_size = int(beam_size)
         self.max_length = max_length
@@ -100,6 +107,9 @@ class CaptionSignatures:
     def caption_waveform(self, waveform, sample_rate):
         return self.caption(waveform_clips(waveform, sample_rate))
 
+    def caption_segments(self, audio):
+        return caption_segments(self.caption, _non_empty_batch(audio), self.max_seconds)
+
     def archive(self):
         # The endpoints track the variables they use. `archive.track(model)` is left out on purpose: it would save
         # every weight a second time, through its Keras variable (twice the size on disk and in TF Serving's RAM),
@@ -107,4 +117,5 @@ class CaptionSignatures:
         archive = keras.export.ExportArchive()
         archive.add_endpoint(DEFAULT_SIGNATURE, self.serving_default, INPUT_SIGNATURES[DEFAULT_SIGNATURE])
         archive.add_endpoint(WAVEFORM_SIGNATURE, self.caption_waveform, INPUT_SIGNATURES[WAVEFORM_SIGNATURE])
+        archive.add_endpoint(SEGMENTS_SIGNATURE, self.caption_segments, INPUT_SIGNATURES[SEGMENTS_SIGNATURE])
         return archive

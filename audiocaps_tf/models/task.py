@@ -21,6 +21,7 @@ from audiocaps_tf import params
 from audiocaps_tf.decoding import MAX_CAPTION_LENGTH
 from audiocaps_tf.models.inputs import input_batches
 from audiocaps_tf.models.preprocessor import AudioPreprocessor
+from audiocaps_tf.models.segments import Segment, caption_windows, merge_segments, source_windows, window_lengths
 from audiocaps_tf.tokens.graph_detokenizer import graph_detokenizer
 from audiocaps_tf.tokens.vocabulary import Vocabulary, vocabulary_from_config
 
@@ -173,6 +174,22 @@ class Captioner(keras.Model):
         for batch in input_batches(waveforms_or_inputs, batch_size, clip_seconds):
             captions.extend(self.captions_of(tf.nest.map_structure(np.asarray, decode(batch))))
         return captions
+
+    def caption_segments(self, audio, window=None, hop=None, sample_rate=None, beam_size=None,
+                         no_repeat_ngram_size=None, batch_size=16, merge=True):
+        """Captions of a recording of any length, window by window: a list of `Segment(start, end, caption,
+        score)`, times in seconds (`audiocaps_tf.models.segments`).
+
+        audio: a path, the file's bytes or a binary file object (read as a stream, never whole), or a waveform
+        [N] or [N, channels] with its `sample_rate`. window: seconds per window (None: the 10 s of the training
+        clips); hop: seconds between window starts (None: the window). The last window holds the rest of the
+        audio, zero-padded. merge: join neighbouring windows with the same caption into one segment. Decoding
+        options as `generate`.
+        """
+        items = ((0, value) for value in source_windows(audio, *window_lengths(window, hop), sample_rate=sample_rate))
+        found = (value for _, value in caption_windows(self, items, beam_size, no_repeat_ngram_size, batch_size)
+                 if isinstance(value, Segment))
+        return list(merge_segments(found) if merge else found)
 
     # ------------------------------------------------------------------ saving
 

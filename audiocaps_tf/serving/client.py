@@ -11,16 +11,21 @@ WAV files go as they are to the `serving_default` signature, which decodes them 
 waveforms to `caption_waveform`. `--signature caption_waveform` decodes every file here; `--signature
 serving_default` (or any other signature name) sends every file's bytes.
 
-The output is that of `python -m audiocaps_tf.caption`: one line per file in the order given, `path<TAB>caption`,
-or with --json a JSON object per line ({"path", "caption", "score"}). A file that cannot be read, or that the
+The output is that of `python -m audiocaps_tf.caption --no-segments`: one line per file in the order given,
+`path<TAB>caption`, or with --json a JSON object per line ({"path", "caption", "score"}). With --format
+tsv|json|srt|vtt (and --out FILE|DIR) files of any length and format are read here as a stream, sent to the
+`caption_segments` signature in 60-s pieces of 16 kHz WAV, and their segments written as `python -m
+audiocaps_tf.caption` writes them (the same segments). A file that cannot be read, or that the
 server rejects, is reported on stderr (`error: PATH: cause`) and the others are still captioned; the exit status
 is then 1. A server that cannot be reached, or that does not serve the model, is one error, exit 1.
 """
 
 import argparse
 import base64
+import concurrent.futures
 import http.client
 import json
+import math
 import os
 import pathlib
 import sys
@@ -39,6 +44,8 @@ from tensorflow_serving.apis import (
 )
 
 from audiocaps_tf.arguments import positive_float, positive_int
+from audiocaps_tf.caption_formats import FORMATS, CaptionOutput, render
+from audiocaps_tf.params import CLIP_SECONDS
 from audiocaps_tf.serving.tensors import (
     STATUS_CODES,
     ServingError,
@@ -51,7 +58,11 @@ from audiocaps_tf.serving.tensors import (
 DEFAULT_GRPC_TARGET = "127.0.0.1:8500"
 BYTES_SIGNATURE = "serving_default"  # input "audio": WAV file bytes
 WAVEFORM_SIGNATURE = "caption_waveform"  # inputs "waveform" (float32, zero-padded) and "sample_rate"
+SEGMENTS_SIGNATURE = "caption_segments"  # input "audio": WAV file bytes of any length (up to the export's maximum)
 DEFAULT_BATCH_SIZE = 8
+# Seconds of audio per caption_segments row: a whole number of 10-s windows, 3.8 MB as a float WAV, so a request
+# of DEFAULT_BATCH_SIZE rows stays far below the servers' usual 64 MiB cap.
+CHUNK_SECONDS = 60.0
 CLIENT_SAMPLE_RATE = 16000  # what load_audio returns
 # Errors about the server or the model, not a file: captioning stops at the first one.
 FATAL_CODES = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED", "NOT_FOUND", "UNIMPLEMENTED", "UNAUTHENTICATED",
@@ -74,16 +85,33 @@ def pad_waveforms(waveforms):
     return batch
 
 
+def _text(value):
+    """A string output as text, whether it came as bytes (gRPC), a plain string or {"b64": ...} (REST)."""
+    if isinstance(value, dict):
+        value = base64.b64decode(value["b64"])
+    return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else str(value)
+
+
+def _segments(row):
+    """One `caption_segments` answer row as a list of `Segment(start, end, caption, score)`."""
+    from audiocaps_tf.models.segments import Segment
+
+    names = ("start", "end", "caption", "score", "segment_count")
+    if not isinstance(row, dict) or not set(names) <= set(row):
+        found = ", ".join(row) if isinstance(row, dict) else "a single unnamed output"
+        raise ServingError("INTERNAL", f"signature {SEGMENTS_SIGNATURE} answered {found}, not {', '.join(names)}")
+    count = int(np.ravel(row["segment_count"])[0])
+    columns = [list(np.ravel(np.asarray(row[name], dtype=object)))[:count] for name in names[:4]]
+    return [Segment(float(np.float32(start)), float(np.float32(end)), _text(caption), float(np.float32(score)))
+            for start, end, caption, score in zip(*columns)]
+
+
 def _caption(row, signature):
     """One answer row as {"caption": str, "score": float, "tokens": [int]}."""
     if not isinstance(row, dict) or not {"caption", "score", "tokens"} <= set(row):
         names = ", ".join(row) if isinstance(row, dict) else "a single unnamed output"
         raise ServingError("INTERNAL", f"signature {signature} answered {names}, not caption, score and tokens")
-    caption = row["caption"]
-    if isinstance(caption, dict):  # {"b64": ...} from REST
-        caption = base64.b64decode(caption["b64"])
-    if isinstance(caption, bytes):
-        caption = caption.decode("utf-8", errors="replace")
+    caption = _text(row["caption"])
     # The float32 score, whether it came exact (gRPC) or as REST's short decimal: both transports agree.
     score = float(np.float32(row["score"]))
     return {"caption": caption, "score": score, "tokens": [int(t) for t in np.ravel(row["tokens"])]}
@@ -146,6 +174,49 @@ class _CaptionClient:
             self._run_jobs(waveform_jobs, outcomes, lambda waveforms: self.caption_waveforms(
                 waveforms, CLIENT_SAMPLE_RATE, WAVEFORM_SIGNATURE, version))
             yield from zip(chunk, outcomes)
+
+    def caption_segments(self, wavs, version=None):
+        """Segments of WAV files of any length given as bytes: a list of `Segment` lists, one per file."""
+        wavs = [bytes(wav) for wav in wavs]
+        if not wavs:
+            return []
+        return [_segments(row) for row in self._predict_rows(SEGMENTS_SIGNATURE,
+                                                             {"audio": np.array(wavs, dtype=object)}, version)]
+
+    def iter_segment_files(self, paths, version=None, batch_size=DEFAULT_BATCH_SIZE):
+        """Yields (path, [Segment] or the exception that stopped the file) for each audio file in order, through
+        the `caption_segments` signature.
+
+        Each file is read here as a stream (`open_audio_stream`: any format `caption` reads, resampled as it
+        resamples) and sent as 16 kHz WAV chunks of CHUNK_SECONDS, `batch_size` chunks per request, the next
+        request read while the server answers this one; the answers are shifted to the chunk's start and joined
+        where a segment runs on into the next chunk. An exception carries the segments before it as `.segments`.
+        """
+        from audiocaps_tf.audio.loading import AudioError
+
+        for path in (str(path) for path in paths):
+            segments = []
+            try:
+                for batch in _prefetched(_chunk_batches(path, batch_size)):
+                    segments = self._caption_chunks(batch, segments, version)
+            except (OSError, AudioError, ServingError) as error:
+                if isinstance(error, ServingError) and error.code in FATAL_CODES:
+                    raise
+                error.segments = segments
+                yield path, error
+                continue
+            yield path, segments
+
+    def _caption_chunks(self, chunks, segments, version):
+        """`segments` followed by those of `chunks` [(offset seconds, WAV bytes)], joined across chunk edges."""
+        if not chunks:
+            return segments
+        answers = self.caption_segments([data for _, data in chunks], version)
+        for (offset, _), answer in zip(chunks, answers):
+            for segment in answer:
+                segment = segment._replace(start=segment.start + offset, end=segment.end + offset)
+                segments = _join(segments, segment)
+        return segments
 
     def caption_files(self, paths, signature=None, version=None, batch_size=DEFAULT_BATCH_SIZE):
         """[(path, caption dict or exception)] for audio files: see `iter_caption_files`."""
@@ -313,6 +384,72 @@ def _error_message(error):
         return body.decode("utf-8", errors="replace").strip()[:500] or f"HTTP {error.code} {error.reason}"
 
 
+def _chunks(path):
+    """(offset seconds, 16 kHz float32 WAV bytes) of consecutive CHUNK_SECONDS pieces of the file, streamed."""
+    from audiocaps_tf.audio.stream import open_audio_stream
+    from audiocaps_tf.audio.windows import windows
+
+    size = int(CHUNK_SECONDS * CLIENT_SAMPLE_RATE)
+    with open_audio_stream(path, CLIENT_SAMPLE_RATE) as stream:
+        for chunk in windows(stream.blocks(), size, size):
+            yield chunk.start / CLIENT_SAMPLE_RATE, _wav_bytes(chunk.samples[: chunk.end - chunk.start])
+
+
+def _chunk_batches(path, batch_size):
+    """Lists of `batch_size` `_chunks`; when reading fails, the chunks before the damage come first."""
+    batch = []
+    try:
+        for chunk in _chunks(path):
+            batch.append(chunk)
+            if len(batch) == batch_size:
+                yield batch
+                batch = []
+    except Exception:
+        if batch:
+            yield batch
+        raise
+    if batch:
+        yield batch
+
+
+def _prefetched(iterator):
+    """The items of `iterator`, each one computed in a thread while the caller uses the one before."""
+    end = object()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        upcoming = pool.submit(next, iterator, end)
+        while True:
+            item = upcoming.result()  # raises what the iterator raised
+            if item is end:
+                return
+            upcoming = pool.submit(next, iterator, end)
+            yield item
+
+
+def _join(segments, segment):
+    """`segments` + [segment], merged into the last one when it goes on with the same caption; the score is the
+    mean over the windows of both (each segment spans ceil(length / window) windows)."""
+    if segments and segments[-1].caption == segment.caption and segment.start <= segments[-1].end:
+        last = segments[-1]
+        before, after = (max(1, math.ceil((s.end - s.start) / CLIP_SECONDS - 1e-6)) for s in (last, segment))
+        score = (last.score * before + segment.score * after) / (before + after)
+        return segments[:-1] + [last._replace(end=segment.end, score=score)]
+    return segments + [segment]
+
+
+def _wav_bytes(waveform):
+    """A 16 kHz mono WAV file of `waveform`, in memory: 16-bit PCM when that holds every sample exactly (audio that
+    was 16-bit at 16 kHz), else float32, so the server decodes the very samples `caption` reads."""
+    import io
+
+    import soundfile
+
+    scaled = waveform * 32768.0
+    exact = bool(np.all(scaled == np.round(scaled)) and -32768 <= scaled.min(initial=0) <= scaled.max(initial=0) <= 32767)
+    buffer = io.BytesIO()
+    soundfile.write(buffer, waveform, CLIENT_SAMPLE_RATE, format="WAV", subtype="PCM_16" if exact else "FLOAT")
+    return buffer.getvalue()
+
+
 def _to_json(value):
     """One input row as REST JSON: bytes as {"b64": ...}, arrays as nested lists."""
     if isinstance(value, bytes):
@@ -357,13 +494,49 @@ def build_parser():
     parser.add_argument("--batch-size", type=positive_int, default=DEFAULT_BATCH_SIZE, metavar="N",
                         help=f"files per request (default {DEFAULT_BATCH_SIZE})")
     parser.add_argument("--json", action="store_true", help='print JSON lines {"path", "caption", "score"}')
+    parser.add_argument("--format", choices=FORMATS,
+                        help=f"caption files of any length window by window through {SEGMENTS_SIGNATURE} and print "
+                             "their segments as `python -m audiocaps_tf.caption --format` does")
+    parser.add_argument("--out", type=pathlib.Path, metavar="FILE|DIR",
+                        help="with --format: write to FILE, or one file per input into DIR (default: stdout)")
+    parser.add_argument("--overwrite", action="store_true", help="with --out: replace output files that exist")
     return parser
+
+
+def _check_options(parser, args):
+    if args.format is None:
+        for name, given in (("--out", args.out is not None), ("--overwrite", args.overwrite)):
+            if given:
+                parser.error(f"{name} needs --format (segments are written only with it)")
+    elif args.json or args.signature:
+        parser.error(f"--format writes {SEGMENTS_SIGNATURE} segments; it cannot be combined with "
+                     f"{'--json' if args.json else '--signature'}")
+
+
+def _write_segments(client, args):
+    """`--format`: every file's segments into the output; returns the number of files that failed."""
+    output = CaptionOutput(args.out, args.format, [str(path) for path in args.files], args.overwrite)
+    failures = 0
+    try:
+        for path, outcome in client.iter_segment_files(args.files, args.version, args.batch_size):
+            segments = getattr(outcome, "segments", None) if isinstance(outcome, Exception) else outcome
+            if segments:
+                single_window = len(segments) == 1 and segments[0].end <= CLIP_SECONDS
+                output.add(path, render(args.format, path, segments, single_window))
+            if isinstance(outcome, Exception):
+                failures += 1
+                print(f"error: {_describe(path, outcome)}", file=sys.stderr, flush=True)
+    finally:
+        output.close()
+    return failures
 
 
 def main(argv=None):
     """The command line; returns the exit status (1 when the server or any file failed)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _check_options(parser, args)
 
     if args.rest:
         client = RestCaptionClient(args.rest, args.model_name, args.timeout)
@@ -372,7 +545,9 @@ def main(argv=None):
     failures = 0
     try:
         with client:
-            for path, outcome in client.iter_caption_files(args.files, args.signature, args.version, args.batch_size):
+            if args.format:
+                failures = _write_segments(client, args)
+            for path, outcome in () if args.format else client.iter_caption_files(args.files, args.signature, args.version, args.batch_size):
                 if isinstance(outcome, Exception):
                     failures += 1
                     print(f"error: {_describe(path, outcome)}", file=sys.stderr, flush=True)
@@ -380,6 +555,9 @@ def main(argv=None):
                     _print(path, outcome, args.json)
     except ServingError as error:
         print(f"error: {error.message}", file=sys.stderr)
+        return 1
+    except ValueError as error:  # an output file that exists, several srt files to stdout, ...
+        print(f"error: {error}", file=sys.stderr)
         return 1
     if failures:
         print(f"error: {failures} of {len(args.files)} file(s) could not be captioned", file=sys.stderr)
