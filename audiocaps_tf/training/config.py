@@ -18,12 +18,12 @@ import pathlib
 __all__ = ["FitConfig", "FitError", "add_arguments", "default_batch_size", "RUN_ARGUMENTS"]
 
 # What `fit` trains without --model. On the demo dataset: the paper's TempAtt-MFCC-LSTM (its test sounds come from
-# the generator of its training sounds, where it scores best and trains in 5 minutes). On a user's data (--data-dir,
+# the generator of its training sounds, where it scores best and trains in minutes). On a user's data (--data-dir,
 # --tfrecords): the recipe that generalised best to recordings never heard in training on the real-sound benchmark
 # without pretrained weights (benchmarks/real_sounds; the README's Models section has the table).
 DEFAULT_MODEL = "tempatt-mfcc-lstm"
 DEFAULT_DATA_MODEL = "tempatt-mfcc-transformer-specaug"
-# The demo run: sized to finish in about 5 minutes on 2 CPU cores (measured: 5 min 6 s from an empty cache, demo
+# The demo run: sized to finish in 5-10 minutes on 2 CPU cores (measured: 5 min 6 s from an empty cache, demo
 # synthesis and feature preparation included; 4 min 22 s once they are cached).
 DEMO_CLIPS = 1000
 DEMO_SEED = 0
