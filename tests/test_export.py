@@ -14,9 +14,10 @@ import keras
 import numpy as np
 import pytest
 import soundfile
+import srt
 import tensorflow as tf
 
-from audiocaps_tf import params
+from audiocaps_tf import caption, params
 from audiocaps_tf.audio import load_audio
 from audiocaps_tf.data import demo
 from audiocaps_tf.tokens.vocabulary import build_vocabulary
@@ -27,7 +28,11 @@ from audiocaps_tf.tokens.graph_detokenizer import graph_detokenizer
 from audiocaps_tf.export.serving_graph import CaptionSignatures
 from audiocaps_tf.export.warmup import WARMUP_FILE, check_warmup, read_warmup
 from audiocaps_tf.models import build_captioner
+from audiocaps_tf.serving import client as client_cli
+from audiocaps_tf.serving.client import GrpcCaptionClient, RestCaptionClient
+from audiocaps_tf.serving.dev_server import DevServer
 from saved_model_ops import non_core_ops, saved_model_op_types
+from test_dev_server import TIMEOUT
 
 TINY = dict(units=8, embedding_dim=8, max_caption_length=12)
 RATE = params.SAMPLE_RATE
@@ -372,3 +377,66 @@ def test_caption_segments_refuses_files_over_the_export_s_maximum(exported, clip
     assert segments(tf.constant([wav(clips[0])]))["segment_count"].numpy().tolist() == [1]
     with pytest.raises(tf.errors.InvalidArgumentError, match="longer than the maximum of 15 s set at export"):
         segments(tf.constant([wav(np.concatenate(clips[:2]))]))
+
+
+# --- long files through the development server: `serving.client --format` against `caption` ------------------
+
+
+@pytest.fixture(scope="module")
+def dev_server(exported):
+    with DevServer(exported[0], grpc_port=0, rest_port=0, poll_seconds=0.1) as running:
+        assert running.wait_until_available(TIMEOUT)
+        yield running
+
+
+@pytest.fixture(scope="module")
+def long_files(tmp_path_factory, example_paths):
+    """A 34-s 16 kHz WAV (clip A twice, B, 4 s of C) and a 25-s 16 kHz FLAC of the same kind, from real clips."""
+    clips = [load_audio(path) for path in example_paths[:3]]
+    directory = tmp_path_factory.mktemp("long")
+    paths = [directory / "long.wav", directory / "long.flac"]
+    soundfile.write(paths[0], np.concatenate([clips[0], clips[0], clips[1], clips[2][: 4 * RATE]]), RATE,
+                    subtype="FLOAT")
+    soundfile.write(paths[1], np.concatenate([clips[2], clips[1], clips[0][: 5 * RATE]]), RATE, subtype="PCM_16")
+    return [str(path) for path in paths]
+
+
+def _cues(text):
+    return [(c.start.total_seconds(), c.end.total_seconds(), c.content) for c in srt.parse(text)]
+
+
+@pytest.mark.parametrize("transport", ["grpc", "rest"])
+def test_the_client_s_srt_is_the_caption_command_s(exported, dev_server, long_files, transport, capsys):
+    address = (["--grpc", f"127.0.0.1:{dev_server.grpc_port}"] if transport == "grpc"
+               else ["--rest", f"http://127.0.0.1:{dev_server.rest_port}"])
+    for path in long_files:
+        assert caption.main([path, "--model", str(exported[0] / "model-1.keras"), "--format", "srt"]) == 0
+        in_process = _cues(capsys.readouterr().out)
+        assert client_cli.main([path, *address, "--format", "srt", "--version", "1"]) == 0  # others export more
+        assert _cues(capsys.readouterr().out) == in_process
+        assert len(in_process) >= 2 and in_process[-1][1] in (34.0, 25.0)
+
+
+@pytest.mark.parametrize("chunk_seconds", [10.0, 60.0])
+def test_the_api_answers_segments_with_scores_across_chunks(exported, dev_server, long_files, monkeypatch,
+                                                            chunk_seconds):
+    """Files sent in one chunk or in several: segments that run on over a chunk's end are joined, scores averaged
+    over their windows, as in process."""
+    monkeypatch.setattr(client_cli, "CHUNK_SECONDS", chunk_seconds)
+    model = exported[1]
+    expected = [model.caption_segments(path) for path in long_files]
+    for client in (GrpcCaptionClient(f"127.0.0.1:{dev_server.grpc_port}"),
+                   RestCaptionClient(f"http://127.0.0.1:{dev_server.rest_port}")):
+        with client:
+            answered = dict(client.iter_segment_files(long_files, version=1))
+        for path, segments in zip(long_files, expected):
+            assert [(s.start, s.end, s.caption) for s in answered[path]] == [(s.start, s.end, s.caption)
+                                                                             for s in segments]
+            np.testing.assert_allclose([s.score for s in answered[path]], [s.score for s in segments], rtol=1e-5)
+
+
+def test_client_format_options_that_would_be_ignored_are_errors(long_files, capsys):
+    for argv in (["--out", "x.srt"], ["--format", "srt", "--json"], ["--format", "tsv", "--signature", "x"]):
+        with pytest.raises(SystemExit):
+            client_cli.main([long_files[0], *argv])
+        assert "error:" in capsys.readouterr().err
