@@ -383,8 +383,13 @@ def test_caption_segments_refuses_files_over_the_export_s_maximum(exported, clip
 
 
 @pytest.fixture(scope="module")
-def dev_server(exported):
-    with DevServer(exported[0], grpc_port=0, rest_port=0, poll_seconds=0.1) as running:
+def dev_server(exported, tmp_path_factory):
+    """The development server on a copy of version 1 alone (other tests add versions to the exported base)."""
+    import shutil
+
+    base = tmp_path_factory.mktemp("served")
+    shutil.copytree(exported[0] / "1", base / "1")
+    with DevServer(base, grpc_port=0, rest_port=0, poll_seconds=0.1) as running:
         assert running.wait_until_available(TIMEOUT)
         yield running
 
@@ -412,7 +417,7 @@ def test_the_client_s_srt_is_the_caption_command_s(exported, dev_server, long_fi
     for path in long_files:
         assert caption.main([path, "--model", str(exported[0] / "model-1.keras"), "--format", "srt"]) == 0
         in_process = _cues(capsys.readouterr().out)
-        assert client_cli.main([path, *address, "--format", "srt", "--version", "1"]) == 0  # others export more
+        assert client_cli.main([path, *address, "--format", "srt"]) == 0
         assert _cues(capsys.readouterr().out) == in_process
         assert len(in_process) >= 2 and in_process[-1][1] in (34.0, 25.0)
 
@@ -428,7 +433,7 @@ def test_the_api_answers_segments_with_scores_across_chunks(exported, dev_server
     for client in (GrpcCaptionClient(f"127.0.0.1:{dev_server.grpc_port}"),
                    RestCaptionClient(f"http://127.0.0.1:{dev_server.rest_port}")):
         with client:
-            answered = dict(client.iter_segment_files(long_files, version=1))
+            answered = dict(client.iter_segment_files(long_files))
         for path, segments in zip(long_files, expected):
             assert [(s.start, s.end, s.caption) for s in answered[path]] == [(s.start, s.end, s.caption)
                                                                              for s in segments]
