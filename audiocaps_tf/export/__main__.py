@@ -9,9 +9,10 @@ whose `caption_waveform` signature takes `waveform` float32 [batch, samples] wit
 both answer `caption`, `score` and `tokens`, for the first 10 s of each clip (zero-padded when shorter), as
 `caption --no-segments` does. The `caption_segments` signature takes WAV bytes up to --max-seconds long and answers
 each file's segments as `caption` captions a long file (`start`, `end`, `caption`, `score` [batch, S] and
-`segment_count` [batch]). Also writes MODEL_BASE/model.keras (the newest version's Keras model) and model-<version>.keras. Before a
-version is published, its captions of a few warm-up clips are checked against the Keras model's. Serve MODEL_BASE
-with TensorFlow Serving (see serving/README.md) or `python -m audiocaps_tf.serving.dev_server`.
+`segment_count` [batch]). Also writes MODEL_BASE/model.keras (the newest version's Keras model) and
+model-<version>.keras. Before a version is published, its captions of a few warm-up clips are checked against the
+Keras model's. Serve MODEL_BASE with TensorFlow Serving (see serving/README.md) or
+`python -m audiocaps_tf.serving.dev_server`.
 """
 
 import argparse

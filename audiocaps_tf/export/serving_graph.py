@@ -9,11 +9,11 @@
     caption_segments  audio        tf.string [batch]  WAV bytes of any length up to the export's maximum, captioned
                                                   window by window (`segments_graph`)
 
-In the first two every clip is shaped as `load_audio` shapes a file for `python -m audiocaps_tf.caption --no-segments`:
-channels averaged, resampled to 16 kHz, then cut or zero-padded at the end to 10 s (`params.CLIP_SECONDS`), the
-length the models are trained on. The whole pipeline is in the graph, in core TensorFlow ops: decoding (`audio.graph`), resampling, the
-model's frontend and encoder, greedy or beam search and detokenisation. Bad audio raises InvalidArgumentError with
-a message starting "audio:".
+In the first two every clip is shaped as `load_audio` shapes a file for `python -m audiocaps_tf.caption
+--no-segments`: channels averaged, resampled to 16 kHz, then cut or zero-padded at the end to 10 s
+(`params.CLIP_SECONDS`), the length the models are trained on. The whole pipeline is in the graph, in core
+TensorFlow ops: decoding (`audio.graph`), resampling, the model's frontend and encoder, greedy or beam search and
+detokenisation. Bad audio raises InvalidArgumentError with a message starting "audio:".
 """
 
 import tensorflow as tf

@@ -444,7 +444,8 @@ def _wav_bytes(waveform):
     import soundfile
 
     scaled = waveform * 32768.0
-    exact = bool(np.all(scaled == np.round(scaled)) and -32768 <= scaled.min(initial=0) <= scaled.max(initial=0) <= 32767)
+    exact = bool(np.all(scaled == np.round(scaled))
+                 and -32768 <= scaled.min(initial=0) <= scaled.max(initial=0) <= 32767)
     buffer = io.BytesIO()
     soundfile.write(buffer, waveform, CLIENT_SAMPLE_RATE, format="WAV", subtype="PCM_16" if exact else "FLOAT")
     return buffer.getvalue()
@@ -547,7 +548,9 @@ def main(argv=None):
         with client:
             if args.format:
                 failures = _write_segments(client, args)
-            for path, outcome in () if args.format else client.iter_caption_files(args.files, args.signature, args.version, args.batch_size):
+            outcomes = () if args.format else client.iter_caption_files(args.files, args.signature, args.version,
+                                                                        args.batch_size)
+            for path, outcome in outcomes:
                 if isinstance(outcome, Exception):
                     failures += 1
                     print(f"error: {_describe(path, outcome)}", file=sys.stderr, flush=True)
