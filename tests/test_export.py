@@ -32,7 +32,7 @@ from audiocaps_tf.serving import client as client_cli
 from audiocaps_tf.serving.client import GrpcCaptionClient, RestCaptionClient
 from audiocaps_tf.serving.dev_server import DevServer
 from saved_model_ops import non_core_ops, saved_model_op_types
-from test_dev_server import TIMEOUT
+from test_dev_server import PROCESS_TIMEOUT
 
 TINY = dict(units=8, embedding_dim=8, max_caption_length=12)
 RATE = params.SAMPLE_RATE
@@ -390,7 +390,7 @@ def dev_server(exported, tmp_path_factory):
     base = tmp_path_factory.mktemp("served")
     shutil.copytree(exported[0] / "1", base / "1")
     with DevServer(base, grpc_port=0, rest_port=0, poll_seconds=0.1) as running:
-        assert running.wait_until_available(TIMEOUT)
+        assert running.wait_until_available(PROCESS_TIMEOUT)  # an event; the bound only stops a hang
         yield running
 
 

@@ -15,6 +15,7 @@ import soundfile
 import soxr
 
 from audiocaps_tf.audio.loading import (
+    _UNKNOWN_FRAME_COUNT,
     SoundfileCannotOpen,
     allowed_shortfall,
     check_sample_rate,
@@ -28,7 +29,6 @@ from audiocaps_tf.params import SAMPLE_RATE
 __all__ = ["AudioStream", "open_audio_stream", "BLOCK_SECONDS"]
 
 BLOCK_SECONDS = 10.0  # of source audio per read
-_UNKNOWN_FRAME_COUNT = 2**63 - 1  # libsndfile's frame count for a stream that does not declare its length
 
 
 class AudioStream:
