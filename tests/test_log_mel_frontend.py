@@ -36,11 +36,6 @@ def test_example_count_matches_reference(num_samples):
     assert LogMelFrontend()(_sine(num_samples)[None]).shape[1] == reference.shape[0]
 
 
-def test_silence_is_log_offset():
-    output = LogMelFrontend()(np.zeros((1, 16000), "float32")).numpy()
-    np.testing.assert_allclose(output, np.log(params.LOG_OFFSET), rtol=1e-6)
-
-
 def test_short_waveform_is_zero_padded_to_one_example():
     short = _sine(5000)
     padded = np.concatenate([short, np.zeros(params.MIN_EXAMPLE_SAMPLES - 5000, "float32")])
@@ -54,6 +49,23 @@ def test_batch_rows_are_independent():
     frontend = LogMelFrontend()
     batch = frontend(np.stack([a, b])).numpy()
     np.testing.assert_allclose(batch[1], frontend(b[None]).numpy()[0], atol=1e-5)
+
+
+def test_padding_is_zero_and_changes_no_example_of_the_clip():
+    clip = _sine(40000, 440.0)
+    batch = np.zeros((2, 100000), "float32")
+    batch[0, : clip.size], batch[1] = clip, _sine(100000, 3000.0)
+    frontend = LogMelFrontend()
+    alone, padded = frontend(clip[None]).numpy()[0], frontend(batch).numpy()[0]
+    assert alone.shape[0] == num_log_mel_examples(40000) == 2 < padded.shape[0] == 6
+    np.testing.assert_allclose(padded[:2], alone, atol=1e-5)
+    assert not padded[2:].any()
+
+
+def test_silence_past_the_first_example_is_padding():
+    output = LogMelFrontend()(np.zeros((1, 48000), "float32")).numpy()[0]
+    np.testing.assert_allclose(output[0], np.log(params.LOG_OFFSET), rtol=1e-6)
+    assert not output[1:].any()
 
 
 def test_matches_float64_reference_on_real_clips(example_paths):

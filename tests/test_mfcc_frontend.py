@@ -59,6 +59,22 @@ def test_short_waveform_is_zero_padded_to_one_window():
     np.testing.assert_allclose(got, _librosa_mfcc(padded), atol=MFCC_ATOL)
 
 
+def test_padding_is_zero_and_changes_no_frame_of_the_clip():
+    """A clip zero-padded in a batch of longer clips keeps its own frames, with the top_db peak of its own frames
+    only (a loud tail that no whole frame holds would raise it), and its frames past its end are zero."""
+    clip = _noise(30000)
+    clip[-200:] = 0.9  # inside no whole frame of the clip alone
+    batch = np.zeros((2, 60000), "float32")
+    batch[0, : clip.size], batch[1] = clip, _noise(60000, 1)
+    frontend = MFCCFrontend()
+    alone = frontend(clip[None]).numpy()[0]
+    padded = frontend(batch).numpy()[0]
+    assert alone.shape[0] == 1 + (30000 - 1024) // 664 < padded.shape[0]
+    np.testing.assert_allclose(padded[: alone.shape[0]], alone, atol=1e-4)
+    np.testing.assert_allclose(alone, _librosa_mfcc(clip), atol=MFCC_ATOL)
+    assert not padded[alone.shape[0]:].any()
+
+
 def test_rejects_more_coefficients_than_bands():
     with pytest.raises(ValueError, match="num_coefficients"):
         MFCCFrontend(num_coefficients=65, num_mel_bands=64)

@@ -372,6 +372,36 @@ def test_fit_step_from_waveforms(name, vocabulary, batch, waveforms):
     assert len(captions) == 2 and all(isinstance(c, str) for c in captions)
 
 
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_a_clip_gives_the_same_logits_and_caption_batched_with_longer_clips(name, vocabulary, vggish_checkpoint):
+    """Padding is masked from the waveform on: a 3.2 s clip zero-padded to the 7 s of its batch (and to the 10 s
+    `generate` pads to) gets the logits, score and caption it gets alone."""
+    model = _build(name, vocabulary)
+    if model.vggish is not None:
+        load_vggish_weights(model.vggish, vggish_checkpoint)
+    rng = np.random.default_rng(5)
+    short = rng.normal(0.0, 0.1, int(3.2 * 16000)).astype("float32")
+    long = rng.normal(0.0, 0.1, 7 * 16000).astype("float32")
+    batch = np.zeros((2, long.size), "float32")
+    batch[0, : short.size], batch[1] = short, long
+    alone, batched = {"waveform": short[None]}, {"waveform": batch}
+    if isinstance(model, NearestNeighbourCaptioner):
+        pooled = [_np(model.pooled_features(inputs)) for inputs in (alone, batched)]
+        np.testing.assert_allclose(pooled[1][0], pooled[0][0], rtol=1e-4, atol=1e-4)
+        model.index(pooled[1][:1] + rng.normal(size=(3, pooled[0].shape[1])).astype("float32"),
+                    ["a dog barks", "water flows", "a car revs"])
+    else:
+        if model.uses_attributes:
+            _random_index(model, rng)
+        alone["caption_in"], batched["caption_in"] = (np.array([[BOS_ID, 4, 5]] * n, "int32") for n in (1, 2))
+        logits = [_np(model(inputs)) for inputs in (alone, batched)]
+        np.testing.assert_allclose(logits[1][0], logits[0][0], rtol=1e-4, atol=1e-4)
+    scores = [_np(model.decode({"waveform": inputs["waveform"]})["scores"]) for inputs in (alone, batched)]
+    np.testing.assert_allclose(scores[1][0], scores[0][0], rtol=1e-4, atol=1e-5)
+    assert model.generate([short, long], max_length=MAX_LENGTH)[0] == model.generate(
+        [short], max_length=MAX_LENGTH, clip_seconds=None)[0]
+
+
 def test_vggish_fine_tuning_updates_vggish(vocabulary, batch, waveforms):
     _, targets = batch
     model = _compile(_build("tempatt-vggish-c3-lstm", vocabulary, vggish_trainable=True))

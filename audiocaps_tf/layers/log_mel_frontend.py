@@ -4,13 +4,24 @@ import keras
 import tensorflow as tf
 
 from audiocaps_tf import params
+from audiocaps_tf.layers.masking import signal_lengths, step_mask
+
+__all__ = ["LogMelFrontend", "num_log_mel_examples", "log_mel_example_counts"]
+
+
+def _examples_of(samples):
+    frames = 1 + (samples - params.STFT_WINDOW_SAMPLES) // params.STFT_HOP_SAMPLES
+    return 1 + (frames - params.EXAMPLE_FRAMES) // params.EXAMPLE_HOP_FRAMES
 
 
 def num_log_mel_examples(num_samples):
     """Examples LogMelFrontend makes of `num_samples` samples (at least one: short input is padded)."""
-    num_samples = max(num_samples, params.MIN_EXAMPLE_SAMPLES)
-    num_frames = 1 + (num_samples - params.STFT_WINDOW_SAMPLES) // params.STFT_HOP_SAMPLES
-    return 1 + (num_frames - params.EXAMPLE_FRAMES) // params.EXAMPLE_HOP_FRAMES
+    return _examples_of(max(num_samples, params.MIN_EXAMPLE_SAMPLES))
+
+
+def log_mel_example_counts(lengths):
+    """int32 [B]: `num_log_mel_examples` of every clip length in `lengths` (a tensor)."""
+    return _examples_of(tf.maximum(tf.cast(lengths, tf.int32), params.MIN_EXAMPLE_SAMPLES))
 
 
 @keras.saving.register_keras_serializable(package="audiocaps_tf")
@@ -24,6 +35,10 @@ class LogMelFrontend(keras.layers.Layer):
     dropped, as in the reference. A waveform shorter than one example (15,600 samples, 0.975 s) is
     zero-padded at the end to exactly one example, where the reference would return none.
 
+    Padding is left out: a clip ends one past its last non-zero sample (`layers.masking.signal_lengths`) and its
+    examples past `num_log_mel_examples(length)` are zero, so a clip gives the same examples alone and
+    zero-padded in a batch of longer clips.
+
     Written with `tf.signal` rather than `keras.ops`: it must match the reference's periodic Hann
     window and goes into the TF Serving graph as core ops. Always computes in float32 (the waveform is
     never autocast to float16); the output has the layer's compute dtype.
@@ -36,6 +51,7 @@ class LogMelFrontend(keras.layers.Layer):
         waveform = tf.cast(waveform, tf.float32)
         shortfall = tf.maximum(0, params.MIN_EXAMPLE_SAMPLES - tf.shape(waveform)[-1])
         waveform = tf.pad(waveform, [[0, 0], [0, shortfall]])
+        lengths = signal_lengths(waveform)
         magnitude = tf.abs(
             tf.signal.stft(
                 waveform,
@@ -54,6 +70,8 @@ class LogMelFrontend(keras.layers.Layer):
         )
         log_mel = tf.math.log(tf.tensordot(magnitude, mel_matrix, axes=1) + params.LOG_OFFSET)
         examples = tf.signal.frame(log_mel, params.EXAMPLE_FRAMES, params.EXAMPLE_HOP_FRAMES, axis=-2)
+        valid = step_mask(log_mel_example_counts(lengths), tf.shape(examples)[1])[:, :, None, None]
+        examples = tf.where(valid, examples, 0.0)
         return tf.cast(examples, self.compute_dtype)
 
     def compute_output_shape(self, input_shape):

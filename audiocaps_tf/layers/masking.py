@@ -2,7 +2,7 @@
 
 from keras import ops
 
-__all__ = ["time_mask", "masked_mean", "masked_standardize"]
+__all__ = ["time_mask", "signal_lengths", "step_mask", "masked_mean", "masked_standardize"]
 
 
 def time_mask(features):
@@ -14,6 +14,21 @@ def time_mask(features):
     valid = ops.any(ops.not_equal(features, 0), axis=-1)
     first = ops.expand_dims(ops.equal(ops.arange(ops.shape(features)[1]), 0), 0)
     return ops.logical_or(valid, first)
+
+
+def signal_lengths(waveform):
+    """[B, N] waveforms -> int32 [B]: one past each row's last non-zero sample (0 for a silent row).
+
+    A batch is zero-padded at the end to its longest clip, so this is a clip's own length whatever it is batched
+    with; the frontends zero the frames past it, which the encoders' masks (`time_mask`) then leave out.
+    """
+    positions = ops.arange(1, ops.shape(waveform)[1] + 1, dtype="int32")[None, :]
+    return ops.max(ops.where(ops.not_equal(waveform, 0), positions, 0), axis=1)
+
+
+def step_mask(counts, steps):
+    """bool [B, steps]: True at the first counts[b] steps of row b."""
+    return ops.arange(steps, dtype="int32")[None, :] < ops.cast(counts, "int32")[:, None]
 
 
 def masked_mean(features, mask):

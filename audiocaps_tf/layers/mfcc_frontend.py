@@ -6,6 +6,23 @@ import numpy as np
 import tensorflow as tf
 
 from audiocaps_tf import params
+from audiocaps_tf.layers.masking import signal_lengths, step_mask
+
+__all__ = ["MFCCFrontend", "num_mfcc_frames", "mfcc_frame_counts"]
+
+
+def _frames_of(samples):
+    return 1 + (samples - params.MFCC_FFT_LENGTH) // params.MFCC_HOP_SAMPLES
+
+
+def num_mfcc_frames(num_samples):
+    """MFCC frames of `num_samples` samples (at least one: a short input is padded to one window)."""
+    return _frames_of(max(num_samples, params.MFCC_FFT_LENGTH))
+
+
+def mfcc_frame_counts(lengths):
+    """int32 [B]: `num_mfcc_frames` of every clip length in `lengths` (a tensor)."""
+    return _frames_of(tf.maximum(tf.cast(lengths, tf.int32), params.MFCC_FFT_LENGTH))
 
 
 @keras.saving.register_keras_serializable(package="audiocaps_tf")
@@ -19,6 +36,10 @@ class MFCCFrontend(keras.layers.Layer):
     clip's maximum) and an orthonormal DCT-II keeping the first 20 coefficients.
     F = 1 + (N - 1024) // 664 (240 for 160,000 samples); a waveform shorter than one window is zero-padded
     to one window. Time-major, unlike librosa's [n_mfcc, frames].
+
+    Padding is left out: a clip ends one past its last non-zero sample (`layers.masking.signal_lengths`), its
+    frames past `num_mfcc_frames(length)` are zero and the top_db peak is taken over the others, so a clip gives
+    the same frames alone and zero-padded in a batch of longer clips.
 
     Args:
         num_coefficients: MFCCs kept per frame (librosa's `n_mfcc`).
@@ -50,6 +71,7 @@ class MFCCFrontend(keras.layers.Layer):
         waveform = tf.cast(waveform, tf.float32)
         shortfall = tf.maximum(0, params.MFCC_FFT_LENGTH - tf.shape(waveform)[-1])
         waveform = tf.pad(waveform, [[0, 0], [0, shortfall]])
+        lengths = signal_lengths(waveform)
         spectrum = tf.signal.stft(
             waveform,
             frame_length=params.MFCC_FFT_LENGTH,
@@ -60,18 +82,16 @@ class MFCCFrontend(keras.layers.Layer):
         power = tf.math.square(tf.math.real(spectrum)) + tf.math.square(tf.math.imag(spectrum))
         mel = tf.tensordot(power, tf.constant(self._mel_matrix), axes=1)
         decibels = 10.0 * tf.math.log(tf.maximum(mel, 1e-10)) / np.log(10.0)
+        valid = step_mask(mfcc_frame_counts(lengths), tf.shape(decibels)[1])[:, :, None]
         if self.top_db is not None:
-            peak = tf.reduce_max(decibels, axis=[-2, -1], keepdims=True)
+            peak = tf.reduce_max(tf.where(valid, decibels, -np.inf), axis=[-2, -1], keepdims=True)
             decibels = tf.maximum(decibels, peak - self.top_db)
         mfcc = tf.signal.dct(decibels, type=2, norm="ortho")[..., : self.num_coefficients]
-        return tf.cast(mfcc, self.compute_dtype)
+        return tf.cast(tf.where(valid, mfcc, 0.0), self.compute_dtype)
 
     def compute_output_shape(self, input_shape):
         num_samples = input_shape[-1]
-        num_frames = None
-        if num_samples is not None:
-            num_samples = max(num_samples, params.MFCC_FFT_LENGTH)
-            num_frames = 1 + (num_samples - params.MFCC_FFT_LENGTH) // params.MFCC_HOP_SAMPLES
+        num_frames = None if num_samples is None else num_mfcc_frames(num_samples)
         return (input_shape[0], num_frames, self.num_coefficients)
 
     def get_config(self):

@@ -6,7 +6,9 @@
                                       [B, E * 96, 64] (10 ms hop; the samples after the last whole 0.96 s
                                       example are dropped, as for VGGish, so both cover the same audio)
 
-Sizes and names come from `audiocaps_tf.features`. Cached features (prepared TFRecords) skip it: `features(inputs)`
+Every field is zero past the end of each clip (one past its last non-zero sample: a batch is zero-padded to its
+longest clip), which the encoders' time masks leave out, so a clip's features, logits and caption are the same
+alone and batched with longer clips. Sizes and names come from `audiocaps_tf.features`. Cached features (prepared TFRecords) skip it: `features(inputs)`
 returns the fields as given when `inputs` holds them all. VGGish is frozen unless `vggish_trainable`; load its
 weights with `load_vggish_weights(preprocessor.vggish, source)`. `prepare`, `fit`, the 1NN baselines and export
 all compute features through it, so training features and served features come from one definition.
@@ -16,8 +18,8 @@ import keras
 
 from audiocaps_tf import params
 from audiocaps_tf.features import feature, vggish_outputs
-from audiocaps_tf.layers.log_mel_frontend import LogMelFrontend
-from audiocaps_tf.layers.masking import masked_mean, time_mask
+from audiocaps_tf.layers.log_mel_frontend import LogMelFrontend, log_mel_example_counts
+from audiocaps_tf.layers.masking import masked_mean, signal_lengths, step_mask, time_mask
 from audiocaps_tf.layers.mfcc_frontend import MFCCFrontend
 from audiocaps_tf.layers.vggish import VGGish
 
@@ -72,9 +74,12 @@ class AudioPreprocessor(keras.layers.Layer):
             examples = self.log_mel(waveform)
             if "log_mel" in self.fields:
                 outputs["log_mel"] = log_mel_frames(examples)
-            if self.vggish is not None:
+            if self.vggish is not None:  # the frontend's zero examples past a clip's end give non-zero embeddings
                 computed = self.vggish(examples)
-                outputs.update({f: computed[feature(f).vggish_output] for f in self.fields if feature(f).vggish_output})
+                counts = log_mel_example_counts(signal_lengths(waveform))
+                valid = keras.ops.expand_dims(step_mask(counts, keras.ops.shape(examples)[1]), -1)
+                outputs.update({f: keras.ops.where(valid, computed[feature(f).vggish_output], 0)
+                                for f in self.fields if feature(f).vggish_output})
         return outputs
 
     def features(self, inputs):
