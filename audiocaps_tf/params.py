@@ -7,6 +7,7 @@ shared/docs/vggish.md); MFCC values follow the paper, section 5.1.
 # Audio handed to every frontend.
 SAMPLE_RATE = 16000
 CLIP_SECONDS = 10.0
+MAX_CLIP_SECONDS = 30.0  # training clips are used whole up to this (Clotho's longest); `--max-seconds` cuts longer
 MIN_SAMPLE_RATE = 8000
 MAX_SAMPLE_RATE = 192000
 

@@ -22,6 +22,7 @@ from audiocaps_tf import fit, metrics
 from audiocaps_tf.data import demo
 from audiocaps_tf.data.layout import read_split, split_path
 from audiocaps_tf.data.pipeline import TFRecordSource, evaluation_dataset
+from audiocaps_tf.layers.mfcc_frontend import num_mfcc_frames
 from audiocaps_tf.tokens.vocabulary import load_vocabulary
 from audiocaps_tf.training import averaging, evaluation, trainer
 from audiocaps_tf.training import run_dir as run_dir_lib
@@ -298,10 +299,14 @@ def test_a_1nn_run_indexes_the_train_clips_and_scores_their_captions(cache, tmp_
     assert model.generate(waveform[None, :])[0] == clip.captions[0]
 
 
+DATA_DIR_SECONDS = (3.0, 5.5, 8.0, 10.0, 12.5, 17.0, 21.0, 30.0)
+
+
 @pytest.fixture(scope="module")
 def audiocaps_dir(tmp_path_factory):
     """A small AudioCaps-layout directory that is not the demo's: 44.1 kHz stereo FLAC files named Y<id>.flac in
-    a sub-folder, other clip ids, no labels column (attributes come from caption keywords)."""
+    a sub-folder, other clip ids, no labels column (attributes come from caption keywords), clips of 3 to 30 s
+    (`DATA_DIR_SECONDS`: a demo clip repeated or cut)."""
     root = tmp_path_factory.mktemp("audiocaps")
     (root / "audio" / "part1").mkdir(parents=True)
     for split, count in (("train", 24), ("val", 4), ("test", 4)):
@@ -310,7 +315,7 @@ def audiocaps_dir(tmp_path_factory):
         for index in range(offset, offset + count):
             spec = demo.clip_spec(index, seed=9, split=split)
             youtube_id = f"clip{index:03d}xyz"
-            waveform = demo.render(spec)
+            waveform = np.resize(demo.render(spec), round(DATA_DIR_SECONDS[index % len(DATA_DIR_SECONDS)] * 16000))
             resampled = np.interp(np.arange(0, len(waveform), 16000 / 44100), np.arange(len(waveform)), waveform)
             soundfile.write(root / "audio" / "part1" / f"Y{youtube_id}.flac",
                             np.stack([resampled, resampled], axis=1), 44100, subtype="PCM_16")
@@ -321,14 +326,18 @@ def audiocaps_dir(tmp_path_factory):
     return root
 
 
-def test_a_data_dir_is_prepared_into_the_run_and_trained_on(audiocaps_dir, tmp_path):
-    """Without --model, a data directory gets the recipe for data without pretrained weights."""
+def test_a_data_dir_is_prepared_into_the_run_and_trained_on(audiocaps_dir, tmp_path, caplog):
+    """Without --model, a data directory gets the recipe for data without pretrained weights. Its clips of 3 to
+    30 s are used whole, but for the 30 s ones, cut to --max-seconds 25 with a warning and in the manifest."""
     out = tmp_path / "run"
     tiny_transformer = {**TINY_MODEL, "transformer_dim": 8, "transformer_ff_dim": 16, "transformer_heads": 2,
                         "transformer_layers": 1}
     argv = ["--data-dir", str(audiocaps_dir), "--epochs", "1", "--batch-size", "8", "--workers", "1",
-            "--model-overrides", json.dumps(tiny_transformer), "--out", str(out)]
+            "--model-overrides", json.dumps(tiny_transformer), "--max-seconds", "25", "--out", str(out)]
     assert fit.main(argv) == 0
+    long_clips = [f"clip{i:03d}xyz_30" for i in range(24) if DATA_DIR_SECONDS[i % len(DATA_DIR_SECONDS)] == 30.0]
+    assert len(long_clips) == 3
+    assert sum("cut to its first 25 s (--max-seconds)" in message for message in caplog.messages) == 4  # + 1 test
     config = json.loads((out / "config.json").read_text())
     assert config["data"] == {"kind": "data_dir", "path": str(audiocaps_dir.resolve())}
     assert config["model"] == fit.DEFAULT_DATA_MODEL == "tempatt-mfcc-transformer-specaug"
@@ -337,6 +346,14 @@ def test_a_data_dir_is_prepared_into_the_run_and_trained_on(audiocaps_dir, tmp_p
     manifest = json.loads((out / "data" / "manifest.json").read_text())
     assert manifest["record_fields"] == ["mfcc"] and manifest["complete"]
     assert [manifest["splits"][s]["clips"] for s in ("train", "val", "test")] == [24, 4, 4]
+    assert manifest["options"]["max_seconds"] == 25.0 and manifest["feature_shapes"] == {"mfcc": [None, 20]}
+    assert manifest["splits"]["train"]["cut"] == [{"key": key, "seconds": 30.0} for key in long_clips]
+    assert manifest["splits"]["test"]["cut"] == [{"key": "clip031xyz_30", "seconds": 30.0}]
+    records = TFRecordSource(out / "data", "train").clip_dataset(["mfcc"])
+    expected = [round(min(DATA_DIR_SECONDS[i % len(DATA_DIR_SECONDS)], 25.0) * 16000) for i in range(24)]
+    found = [(int(clip["num_samples"]), clip["mfcc"].shape[0]) for clip in records]
+    assert [frames for _, frames in found] == [num_mfcc_frames(n) for n, _ in found]
+    assert np.abs(np.array([n for n, _ in found]) - expected).max() <= 2  # 44.1 kHz there and back: +-1 sample
     with open(out / "test_predictions.csv", newline="") as f:
         assert [row["youtube_id"] for row in csv.DictReader(f)] == [f"clip{i:03d}xyz" for i in range(28, 32)]
     assert set(json.loads((out / "metrics.json").read_text())["test"]) == EVALUATION_KEYS

@@ -22,6 +22,7 @@ from audiocaps_tf.data.layout import read_splits
 from audiocaps_tf.export import export_model
 from audiocaps_tf.layers import LogMelCNNEncoder, LogMelFrontend
 from audiocaps_tf.layers.log_mel_cnn import time_pool_sizes
+from audiocaps_tf.layers.log_mel_frontend import num_log_mel_examples
 from audiocaps_tf.models import MODELS, AudioPreprocessor, build_captioner
 from audiocaps_tf.models.encoders import LogMelCNNAudioEncoder
 from audiocaps_tf.tokens.vocabulary import BOS_ID, WordVocabulary
@@ -174,21 +175,27 @@ def test_prepare_writes_log_mel_and_the_pipeline_reads_it(tmp_path):
     data_dir = make_dataset(tmp_path / "audiocaps")
     out = tmp_path / "out"
     manifest = prepare.prepare_dataset(data_dir, out, features="log_mel", splits="val", workers=0, **OPTIONS)
-    assert manifest["record_fields"] == ["log_mel"] and manifest["feature_shapes"] == {"log_mel": [960, 64]}
+    assert manifest["record_fields"] == ["log_mel"] and manifest["feature_shapes"] == {"log_mel": [None, 64]}
     examples = parse_shard(out / "val-00000-of-00001.tfrecord", ["log_mel"])
     frontend = AudioPreprocessor(["log_mel"])
     for example, clip in zip(examples, read_splits(data_dir, ["val"])["val"]):
-        quantised = np.round(load_audio(audio_path(data_dir, clip)) * 32767) / 32767  # what prepare computes from
+        # What prepare computes from: the whole clip (1.5 and 2 s long: 1 and 2 examples of 0.96 s), int16-quantised.
+        quantised = np.round(load_audio(audio_path(data_dir, clip), duration=None) * 32767) / 32767
         expected = _np(frontend(quantised[None].astype("float32"))["log_mel"])[0]
-        assert example["log_mel"].shape == (960, 64)
+        assert example["num_samples"] == quantised.size
+        assert example["log_mel"].shape == (96 * num_log_mel_examples(quantised.size), 64)
         np.testing.assert_allclose(example["log_mel"], expected, atol=1e-4)
     source = pipeline.TFRecordSource(out, "val")
     assert source.available_fields == ("log_mel",)
     inputs, targets = next(iter(pipeline.training_dataset(source, "log_mel", batch_size=8, shuffle=False)))
-    assert inputs["log_mel"].shape.as_list() == [8, 960, 64] and targets.shape[0] == 8  # 3 + 5 captions
-    np.testing.assert_array_equal(inputs["log_mel"][0].numpy(), examples[0]["log_mel"])
+    longest = max(example["log_mel"].shape[0] for example in examples)
+    assert [e["log_mel"].shape[0] for e in examples] == [96, 192]
+    assert inputs["log_mel"].shape.as_list() == [8, longest, 64] and targets.shape[0] == 8  # 3 + 5 captions
+    first = inputs["log_mel"][0].numpy()  # clip 0's first caption, padded to the longer clip
+    np.testing.assert_array_equal(first[:96], examples[0]["log_mel"])
+    assert not first[96:].any()
     batch = next(iter(pipeline.evaluation_dataset(source, ["log_mel"], batch_size=2)))
-    assert batch["log_mel"].shape.as_list() == [2, 960, 64]
+    assert batch["log_mel"].shape.as_list() == [2, longest, 64]
 
 
 # ---------------------------------------------------------------- the captioner

@@ -95,9 +95,12 @@ def test_training_has_every_clip_caption_pair_once(prepared, split, shuffle):
 def test_repeat_keeps_each_epoch_whole_and_reshuffles(prepared):
     out, data = prepared
     source = pipeline.TFRecordSource(out, "val")
-    dataset = pipeline.training_dataset(source, fields="mfcc", batch_size=4, seed=3, repeat=True)
+    # Batches in shuffled order: grouped by length, a group of batches would hold pairs of several epochs.
+    dataset = pipeline.training_dataset(source, fields="mfcc", batch_size=4, seed=3, repeat=True, group_batches=1)
     batches = list(dataset.take(3).as_numpy_iterator())
     assert [len(targets) for _, targets in batches] == [4, 4, 4]  # batches run across epochs: all full
+    grouped = pipeline.training_dataset(source, fields="mfcc", batch_size=4, seed=3, repeat=True)
+    assert [len(targets) for _, targets in grouped.take(9).as_numpy_iterator()] == [4] * 9
     rows = _unpadded_targets(dataset.take(3))
     expected = sorted(_pairs_of(data["val"]))
     assert sorted(rows[:6]) == expected
@@ -172,6 +175,53 @@ def test_seeded_shuffle_is_reproducible_and_changes_the_order(prepared):
     assert any(o != unshuffled for o in shuffled)
     assert len(set(map(tuple, shuffled))) > 1  # the seed matters
     assert order("train", seed=5) == order("train", seed=5)  # two shards interleaved, still reproducible
+
+
+@pytest.fixture(scope="module")
+def varied(tmp_path_factory):
+    """A prepared train split of 26 clips, one caption each, of 3 to 60 MFCC frames in random order."""
+    out = tmp_path_factory.mktemp("varied")
+    rng = np.random.default_rng(1)
+    clips = _make_split("train", 26, 1, 0, rng)
+    for c in clips:
+        c["mfcc"] = rng.uniform(0.5, 1.5, size=(int(rng.integers(3, 61)), MFCC_CHANNELS)).astype(np.float32)
+    _write_shard(out / "train-00000-of-00001.tfrecord", clips)
+    return out, clips
+
+
+@pytest.mark.parametrize("drop_remainder", [False, True])
+def test_shuffled_batches_group_clips_of_similar_lengths(varied, drop_remainder):
+    """Every pair once per epoch, each row its own clip's frames then zeros, as many batches as `steps_per_epoch`
+    says, and less padding than batches in shuffled order."""
+    out, clips = varied
+    source = pipeline.TFRecordSource(out, "train")
+    by_targets = _pairs_of(clips)
+
+    def batches(group_batches, seed=4):
+        return list(pipeline.training_dataset(source, fields="mfcc", batch_size=4, seed=seed,
+                                              group_batches=group_batches, drop_remainder=drop_remainder)
+                    .as_numpy_iterator())
+
+    grouped, plain = batches(7), batches(1)  # 7 batches: one group holds the epoch
+    assert len(grouped) == len(plain) == pipeline.steps_per_epoch(source, 4, drop_remainder) == (6 if drop_remainder
+                                                                                                else 7)
+    rows = 0
+    for inputs, targets in grouped:
+        for mfcc, row in zip(inputs["mfcc"], targets):
+            clip = by_targets[tuple(int(i) for i in row if i != PAD_ID)]
+            np.testing.assert_array_equal(mfcc[: len(clip["mfcc"])], clip["mfcc"])
+            assert not mfcc[len(clip["mfcc"]):].any()
+            rows += 1
+    assert rows == (24 if drop_remainder else 26)
+    if not drop_remainder:
+        assert sorted(tuple(int(i) for i in row if i != PAD_ID) for _, t in grouped for row in t) == sorted(by_targets)
+
+    def padded_steps(found):
+        return sum(inputs["mfcc"].shape[0] * inputs["mfcc"].shape[1] for inputs, _ in found)
+
+    assert padded_steps(grouped) < 0.8 * padded_steps(plain)
+    assert [t.tolist() for _, t in grouped] == [t.tolist() for _, t in batches(7)]  # seeded: reproducible
+    assert [t.tolist() for _, t in grouped] != [t.tolist() for _, t in batches(7, seed=5)]
 
 
 def test_evaluation_has_one_row_per_clip_with_every_reference(prepared):
@@ -253,11 +303,11 @@ def test_data_dir_source_yields_the_same_structure_and_skips_bad_clips(data_dir,
     with pytest.warns(pipeline.SkippedClipWarning, match="ddd_10"):
         (inputs, targets), *rest = list(dataset.as_numpy_iterator())
     assert not rest
-    assert inputs["waveform"].shape == (2, 160000)
+    assert inputs["waveform"].shape == (2, 3200)  # whole clips (0.2 and 0.1 s), padded to the longer one
     by_caption = {vocabulary.decode(t): i for i, t in enumerate(targets)}
     assert set(by_caption) == {"a dog barks", "rain falls on a roof"}
     dog = by_caption["a dog barks"]
-    np.testing.assert_array_equal(inputs["waveform"][dog], load_audio(path / "audio" / "aaa_0.wav"))
+    np.testing.assert_array_equal(inputs["waveform"][dog], load_audio(path / "audio" / "aaa_0.wav", duration=None))
     assert inputs["attributes"][dog].tolist() == [b"dog", b"animal"]
     assert inputs["caption_in"][dog, 0] == BOS_ID
     assert (pipeline.clip_count(source), pipeline.caption_count(source)) == (2, 2)
@@ -277,6 +327,15 @@ def test_data_dir_source_yields_the_same_structure_and_skips_bad_clips(data_dir,
     assert _spec_summary(evaluation.element_spec) == _spec_summary(records_evaluation.element_spec)
     with pytest.raises(ValueError, match="no 'mfcc' field"):
         pipeline.training_dataset(source, fields="mfcc")
+
+
+def test_data_dir_clips_longer_than_max_seconds_are_cut_with_a_warning(data_dir):
+    path, vocabulary = data_dir
+    with pytest.warns(pipeline.SkippedClipWarning):
+        source = pipeline.DataDirSource(path, "train", vocabulary, max_seconds=0.15)
+    with pytest.warns(pipeline.CutClipWarning, match=r"aaa_0 .*aaa_0.wav\) is 0.2 s long: cut to its first 0.15 s"):
+        batch = next(pipeline.evaluation_dataset(source, batch_size=8).as_numpy_iterator())
+    assert batch["waveform"].shape == (2, 2400)  # aaa_0 cut to 0.15 s; bbb_30 (0.1 s) whole, padded
 
 
 def test_keyword_vocabulary_gives_the_attributes(data_dir, monkeypatch):

@@ -13,18 +13,19 @@ import soundfile as sf
 import tensorflow as tf
 
 import fake_vggish_hub
-from audiocaps_tf.audio.loading import load_audio
+from audiocaps_tf.audio.loading import load_audio, load_clip
 from audiocaps_tf.data import attributes, decode_workers, prepare, records
 from audiocaps_tf.data.__main__ import main
 from audiocaps_tf.tokens.captions import normalize_caption
 from audiocaps_tf.data.layout import read_splits
 from audiocaps_tf.tokens.vocabulary import load_vocabulary
 from audiocaps_tf.layers import MFCCFrontend
+from audiocaps_tf.layers.mfcc_frontend import num_mfcc_frames
 from audiocaps_tf.layers.vggish_weights import VGGishWeightsUnavailableError
 
 KEYWORDS = 5
 SHARD_SIZE = 2  # train: 3 shards of 2 CSV clips; val and test: 1 shard each
-OPTIONS = dict(keywords=KEYWORDS, shard_size=SHARD_SIZE, progress=False)
+OPTIONS = dict(keywords=KEYWORDS, shard_size=SHARD_SIZE, progress=False, max_seconds=10.0)
 
 TRAIN_CAPTIONS = [
     "A dog barks while a man speaks.",
@@ -50,7 +51,7 @@ def make_dataset(root, val_audio=True):
     root = pathlib.Path(root)
     audio = root / "audio"
     (audio / "sub").mkdir(parents=True)
-    durations = [1.0, 2.5, 3.0, 10.0, 2.0, 11.0, 1.5, 2.0, 1.2, 3.5]  # clip 5: cut to 10 s
+    durations = [1.0, 2.5, 3.0, 10.0, 2.0, 11.0, 1.5, 2.0, 1.2, 3.5]  # clip 5: cut to OPTIONS' 10 s, the rest whole
     rates = [16000, 22050, 44100, 16000, 32000, 16000, 22050, 16000, 44100, 16000]
     rows = {"train": [], "val": [], "test": []}
     number = 0
@@ -139,9 +140,10 @@ def test_records_hold_captions_ids_attributes_and_features(data_dir, prepared):
             if clip.captions[0] == TRAIN_CAPTIONS[0]:
                 expected_words = {"dog", "barks", "man", "speaks"} & set(keywords)
                 assert expected_words and set(attribute_words) == expected_words
-            audio = load_audio(audio_path(data_dir, clip))
+            audio = load_audio(audio_path(data_dir, clip), duration=None)[:160000]
             np.testing.assert_allclose(example["waveform"], audio, rtol=0, atol=0.5 / 32767 + 1e-7)
-            assert example["mfcc"].shape == (240, 20)
+            assert example["num_samples"] == audio.size
+            assert example["mfcc"].shape == (num_mfcc_frames(audio.size), 20)
             np.testing.assert_allclose(example["mfcc"], mfcc(example["waveform"][None])[0], rtol=1e-5, atol=1e-3)
             if split == "test":  # test.csv has a labels column: they are the attributes
                 assert attribute_words == list(clip.labels) and attribute_words in (["Dog", "Speech"],
@@ -153,7 +155,8 @@ def test_manifest(data_dir, prepared):
     assert manifest == prepare.read_manifest(out)
     assert manifest["complete"] and manifest["version"]
     assert manifest["options"]["features"] == ["waveform", "mfcc"] and manifest["options"]["keywords"] == KEYWORDS
-    assert manifest["feature_shapes"] == {"waveform": [160000], "mfcc": [240, 20]}
+    assert manifest["feature_shapes"] == {"waveform": [None], "mfcc": [None, 20]}
+    assert manifest["options"]["max_seconds"] == 10.0
     assert manifest["vocabulary"] == {"path": "tokenizer", "kind": "word",
                                       "size": load_vocabulary(out / "tokenizer").size}
     splits = manifest["splits"]
@@ -169,6 +172,8 @@ def test_manifest(data_dir, prepared):
     assert skipped[0]["path"] is None and "no audio file" in skipped[0]["reason"]
     assert skipped[1]["path"].endswith("yt04abcdefg_120.wav") and "truncated" in skipped[1]["reason"]
     assert splits["val"]["skipped"] == splits["test"]["skipped"] == []
+    assert splits["train"]["cut"] == [{"key": "yt05abcdefg_150", "seconds": 11.0}]  # clip 5, the only one over 10 s
+    assert splits["val"]["cut"] == splits["test"]["cut"] == []
     for split, entry in splits.items():
         for shard in entry["shards"]:
             assert len(serialized_records(out / shard["file"])) == shard["clips"]
@@ -182,9 +187,10 @@ def test_skipped_clips_are_warned_about(data_dir, tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger=prepare.__name__):
         prepare.prepare_dataset(data_dir, tmp_path / "out", features="waveform", splits="train", workers=0, **OPTIONS)
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warnings) == 2
+    assert len(warnings) == 3
     assert "yt02abcdefg_60" in warnings[0] and "no audio file" in warnings[0]
     assert "yt04abcdefg_120" in warnings[1] and "yt04abcdefg_120.wav" in warnings[1] and "truncated" in warnings[1]
+    assert "yt05abcdefg_150" in warnings[2] and "11.0 s long: cut to its first 10 s (--max-seconds)" in warnings[2]
 
 
 class Interrupted(Exception):
@@ -207,9 +213,9 @@ def _count_decodes(monkeypatch):
 
     def counting(path, **kwargs):
         decoded.append(pathlib.Path(path).name)
-        return load_audio(path, **kwargs)
+        return load_clip(path, **kwargs)
 
-    monkeypatch.setattr(decode_workers, "load_audio", counting)
+    monkeypatch.setattr(decode_workers, "load_clip", counting)
     return decoded
 
 
@@ -342,18 +348,18 @@ def test_vggish_features_with_a_local_module(data_dir, tmp_path):
     manifest = prepare.prepare_dataset(data_dir, out, features="vggish", splits="val", workers=0,
                                        vggish_weights=module_dir, **OPTIONS)
     assert manifest["options"]["vggish_weights"] == str(module_dir)
-    assert manifest["feature_shapes"] == {"vggish_fc2": [10, 128], "vggish_conv4": [10, 512],
-                                          "vggish_conv3": [10, 256]}
+    assert manifest["feature_shapes"] == {"vggish_fc2": [None, 128], "vggish_conv4": [None, 512],
+                                          "vggish_conv3": [None, 256]}
     fields = manifest["record_fields"]
     assert fields == ["vggish_fc2", "vggish_conv4", "vggish_conv3"]
     examples = parse_shard(out / "val-00000-of-00001.tfrecord", fields)
     assert len(examples) == 2
     module = tf.saved_model.load(str(module_dir))
     for example, clip in zip(examples, read_splits(data_dir, ["val"])["val"]):
-        for field, shape in manifest["feature_shapes"].items():
+        quantised = np.round(load_audio(audio_path(data_dir, clip), duration=None) * 32767) / 32767
+        for field, shape in prepare.feature_shapes(["vggish"], quantised.size).items():
             assert example[field].shape == tuple(shape)
         assert (example["vggish_conv4"] >= 0).all() and (example["vggish_conv3"] >= 0).all()  # sums after ReLU
-        quantised = np.round(load_audio(audio_path(data_dir, clip)) * 32767) / 32767
         expected = module(tf.constant(quantised, tf.float32)).numpy()
         np.testing.assert_allclose(example["vggish_fc2"], expected, rtol=1e-4, atol=1e-4)
 

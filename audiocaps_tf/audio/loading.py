@@ -123,6 +123,16 @@ def load_audio(source, sample_rate=SAMPLE_RATE, duration=CLIP_SECONDS):
     return _to_model_waveform(samples, native_rate, audio_source, sample_rate, duration)
 
 
+def load_clip(source, sample_rate=SAMPLE_RATE, max_seconds=None):
+    """(waveform, seconds): `load_audio(source, sample_rate, duration=None)` cut to its first `max_seconds`
+    (None: whole), and the length in seconds of the audio before the cut, so a caller can report the cut."""
+    waveform = load_audio(source, sample_rate=sample_rate, duration=None)
+    seconds = waveform.size / sample_rate
+    if max_seconds is not None:
+        waveform = waveform[: round(max_seconds * sample_rate)]
+    return waveform, seconds
+
+
 def resolve_source(source):
     """Checks that the source exists and is not empty, and wraps it as a `_Source`."""
     if isinstance(source, (bytes, bytearray, memoryview)):

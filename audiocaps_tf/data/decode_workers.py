@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 
-from audiocaps_tf.audio.loading import AudioError, load_audio
+from audiocaps_tf.audio.loading import AudioError, load_clip
 from audiocaps_tf.data import prepared
 
 __all__ = ["FeatureExtractor", "decoded", "default_workers", "worker_setup_code"]
@@ -48,14 +48,15 @@ def default_workers():
         return os.cpu_count() or 1
 
 
-def decoded(items, pool, window, sample_rate, duration):
-    """Yields (item, waveform or None, reason) for each `item` = (shard, clip, path), in order.
+def decoded(items, pool, window, sample_rate, max_seconds):
+    """Yields (item, (waveform, seconds) or None, reason) for each `item` = (shard, clip, path), in order: the
+    clip's audio cut to `max_seconds` (None: whole) and its length in seconds before the cut (`load_clip`).
 
     With a pool (a ProcessPoolExecutor: a worker that dies raises BrokenProcessPool rather than hanging the
     run), up to `window` clips are decoding ahead of the consumer (ordered, bounded: memory stays at
     `window` waveforms however slow the feature extraction is). A path of None (no audio file) decodes nothing.
     """
-    options = {"sample_rate": sample_rate, "duration": duration}
+    options = {"sample_rate": sample_rate, "max_seconds": max_seconds}
 
     def outcome(get):
         try:
@@ -69,11 +70,11 @@ def decoded(items, pool, window, sample_rate, duration):
             if path is None:
                 yield item, None, None
             else:
-                yield (item, *outcome(lambda: load_audio(path, **options)))
+                yield (item, *outcome(lambda: load_clip(path, **options)))
         return
     pending = collections.deque()
     for item in items:
-        task = None if item[2] is None else pool.submit(load_audio, str(item[2]), **options)
+        task = None if item[2] is None else pool.submit(load_clip, str(item[2]), **options)
         pending.append((item, task))
         if len(pending) >= window:
             head, task = pending.popleft()
@@ -84,7 +85,8 @@ def decoded(items, pool, window, sample_rate, duration):
 
 
 class FeatureExtractor:
-    """Batched TF features of int16-quantised waveforms: {record field: float32 [B, ...]}."""
+    """Batched TF features of int16-quantised waveforms of any lengths: one {record field: float32 array} per clip,
+    each cut to the clip's own steps (`prepared.feature_shapes`)."""
 
     def __init__(self, features, vggish_weights):
         import tensorflow as tf
@@ -93,7 +95,6 @@ class FeatureExtractor:
         from audiocaps_tf.models.preprocessor import AudioPreprocessor
 
         self.features = features
-        self.shapes = {name: tuple(shape) for name, shape in prepared.feature_shapes(features).items()}
         fields = [field for field in prepared.record_fields(features) if field != "waveform"]
         self.preprocessor = AudioPreprocessor(fields) if fields else None
         if self.preprocessor is not None and self.preprocessor.vggish is not None:
@@ -102,10 +103,15 @@ class FeatureExtractor:
             self._compute = tf.function(self.preprocessor, input_signature=[tf.TensorSpec([None, None], tf.float32)])
 
     def __call__(self, waveforms):
+        """waveforms: 1-D float32 arrays -> one dict per waveform (empty without computed features)."""
         if self.preprocessor is None:
-            return {}
-        outputs = {name: np.asarray(value, np.float32) for name, value in self._compute(waveforms).items()}
-        for name, value in outputs.items():
-            if value.shape[1:] != self.shapes[name]:  # the manifest promises these shapes
-                raise RuntimeError(f"{name} came out {value.shape[1:]} per clip, not {self.shapes[name]}")
-        return outputs
+            return [{} for _ in waveforms]
+        batch = np.zeros((len(waveforms), max(w.size for w in waveforms)), np.float32)
+        for row, waveform in enumerate(waveforms):
+            batch[row, : waveform.size] = waveform
+        computed = {name: np.asarray(value, np.float32) for name, value in self._compute(batch).items()}
+        results = []
+        for row, waveform in enumerate(waveforms):
+            shapes = prepared.feature_shapes(self.features, waveform.size)
+            results.append({name: value[row, : shapes[name][0]] for name, value in computed.items()})
+        return results

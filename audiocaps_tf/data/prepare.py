@@ -7,6 +7,8 @@
 
 Shard i of a split holds the clips i*S .. (i+1)*S-1 of the split CSV (S = --shard-size), minus the clips
 whose audio is missing or does not decode: those are skipped with a warning and listed in the manifest.
+Clips are kept whole, whatever their length, up to --max-seconds (default 30 s): longer ones are cut to it,
+with a warning, and listed in the manifest ("cut", with their length in seconds).
 Audio is decoded by --workers processes; features are computed in this process, a batch at a time.
 
 Resumable: a shard is written under a temporary name and renamed once complete, and the manifest is updated
@@ -111,6 +113,7 @@ def prepare_dataset(
     batch_size=DEFAULT_BATCH_SIZE,
     progress=True,
     on_shard_complete=None,
+    max_seconds=params.MAX_CLIP_SECONDS,
 ):
     """Writes the TFRecord shards, vocabularies and manifest of `splits` into `out_dir`; returns the manifest.
 
@@ -130,6 +133,7 @@ def prepare_dataset(
             `attributes.DEFAULT_KEYWORDS`).
         shard_size: CSV clips per shard (fewer records when clips are skipped).
         batch_size: clips per batch through the feature extractors.
+        max_seconds: clips longer than this are cut to it (reported); None: never cut.
         progress: show a tqdm bar per split.
         on_shard_complete: called as f(split, shard_entry) after each shard is renamed and recorded (tests
             use it to stop a run).
@@ -150,6 +154,10 @@ def prepare_dataset(
         raise ValueError(f"unknown tokenizer {tokenizer!r}; expected one of {sorted(TOKENIZERS)}")
     if shard_size < 1 or batch_size < 1:
         raise ValueError("shard_size and batch_size must be >= 1")
+    if max_seconds is not None:
+        max_seconds = float(max_seconds)
+        if not max_seconds > 0:
+            raise ValueError(f"max_seconds must be positive (or None: never cut); got {max_seconds}")
     keywords = attributes.DEFAULT_KEYWORDS if keywords is None else int(keywords)
     if "vggish" in features:
         if vggish_weights is None:
@@ -160,7 +168,7 @@ def prepare_dataset(
     elif vggish_weights is not None:
         raise ValueError("vggish_weights is only used with the 'vggish' feature")
     workers = decode_workers.default_workers() if workers is None else max(0, int(workers))
-    sample_rate, duration = params.SAMPLE_RATE, params.CLIP_SECONDS
+    sample_rate = params.SAMPLE_RATE
 
     # Everything that can fail on the inputs fails here, before OUT is touched.
     train_csv = split_path(data_dir, "train")
@@ -172,7 +180,7 @@ def prepare_dataset(
     options = {
         "features": features,
         "sample_rate": sample_rate,
-        "clip_seconds": duration,
+        "max_seconds": max_seconds,
         "tokenizer": tokenizer,
         "vocab_size": vocab_size,
         "min_count": min_count,
@@ -243,8 +251,7 @@ def _prepare_locked(data_dir, out_dir, options, clips, csv_hashes, train_caption
             "options": options,
             "data_dir": str(data_dir.resolve()),
             "record_fields": prepared.record_fields(options["features"]),
-            "feature_shapes": prepared.feature_shapes(options["features"], prepared.clip_samples(options["sample_rate"],
-                                                                                options["clip_seconds"])),
+            "feature_shapes": prepared.feature_shapes(options["features"]),  # time None: clips keep their length
             "waveform_dtype": "int16" if "waveform" in options["features"] else None,
             "vocabulary": None,
             "keywords": None,
@@ -370,6 +377,7 @@ def _record_shards(entry, shards, skipped):
     entry["skipped"] = sorted(skipped, key=lambda s: (s["shard"], s["position"]))
     entry["clips"] = sum(s["clips"] for s in entry["shards"])
     entry["captions"] = sum(s["captions"] for s in entry["shards"])
+    entry["cut"] = [clip for s in entry["shards"] for clip in s.get("cut", [])]
     entry["complete"] = len(entry["shards"]) == entry["shard_count"]
 
 
@@ -380,7 +388,8 @@ def _write_split(split, plan, manifest, out_dir, index, vocabulary, keyword_voca
     if not plan:
         return
     items = [(shard["index"], clip, index.find(clip)) for shard in plan for clip in shard["clips"]]
-    stream = decode_workers.decoded(items, pool, window, manifest["options"]["sample_rate"], manifest["options"]["clip_seconds"])
+    options = manifest["options"]
+    stream = decode_workers.decoded(items, pool, window, options["sample_rate"], options["max_seconds"])
     total = entry["clips_in_csv"]
     bar = tqdm.tqdm(total=total, initial=total - len(items), unit="clip", desc=f"prepare {split}",
                     disable=not progress, dynamic_ncols=True)
@@ -404,7 +413,7 @@ def _write_shard(split, shard, stream, out_dir, index, vocabulary, keyword_vocab
     from audiocaps_tf.data.records import WAVEFORM_SCALE, clip_example, encode_waveform
 
     final = out_dir / shard["name"]
-    skipped, written, captions = [], 0, 0
+    skipped, cut, written, captions = [], [], 0, 0
     batch = []
 
     def flush(writer):
@@ -412,15 +421,14 @@ def _write_shard(split, shard, stream, out_dir, index, vocabulary, keyword_vocab
         if not batch:
             return
         # The records store int16 PCM; features are computed from exactly what a reader decodes from them.
-        pcm = np.stack([np.frombuffer(encode_waveform(waveform), "<i2") for _, waveform in batch])
-        waveforms = pcm.astype(np.float32) / np.float32(WAVEFORM_SCALE)
-        computed = extractor(waveforms)
-        for row, (clip, _) in enumerate(batch):
-            values = {name: value[row] for name, value in computed.items()}
+        waveforms = [np.frombuffer(encode_waveform(waveform), "<i2").astype(np.float32) / np.float32(WAVEFORM_SCALE)
+                     for _, waveform in batch]
+        for (clip, _), waveform, values in zip(batch, waveforms, extractor(waveforms)):
             if "waveform" in extractor.features:
-                values = {"waveform": waveforms[row], **values}
+                values = {"waveform": waveform, **values}
             caption_ids = [vocabulary.encode(caption) for caption in clip.captions]
-            example = clip_example(clip, caption_ids, attributes.clip_attributes(clip, keyword_vocabulary), values)
+            example = clip_example(clip, caption_ids, attributes.clip_attributes(clip, keyword_vocabulary), values,
+                                   num_samples=waveform.size)
             writer.write(example)
             written += 1
             captions += len(clip.captions)
@@ -428,8 +436,8 @@ def _write_shard(split, shard, stream, out_dir, index, vocabulary, keyword_vocab
 
     with atomic_path(final) as temporary, tf.io.TFRecordWriter(str(temporary)) as writer:
         for position in range(shard["start"], shard["stop"]):
-            (_, clip, path), waveform, reason = next(stream)
-            if waveform is None:
+            (_, clip, path), decoded, reason = next(stream)
+            if decoded is None:
                 if path is None:
                     reason = (f"no audio file under {index.root} named {clip.key}, Y{clip.youtube_id}, "
                               f"{clip.youtube_id} or an audiocap_id, with extension {', '.join(AUDIO_EXTENSIONS)}")
@@ -439,13 +447,18 @@ def _write_shard(split, shard, stream, out_dir, index, vocabulary, keyword_vocab
                 skipped.append({"key": clip.key, "path": None if path is None else str(path), "reason": reason,
                                 "shard": shard["index"], "position": position})
             else:
+                waveform, seconds = decoded
+                if waveform.size < round(seconds * params.SAMPLE_RATE):
+                    logger.warning("%s: clip %s (%s) is %.1f s long: cut to its first %g s (--max-seconds)", split,
+                                   clip.key, path, seconds, waveform.size / params.SAMPLE_RATE)
+                    cut.append({"key": clip.key, "seconds": round(seconds, 3)})
                 batch.append((clip, waveform))
                 if len(batch) == batch_size:
                     flush(writer)
             bar.update()
         flush(writer)
     entry = {"file": final.name, "index": shard["index"], "csv_clips": [shard["start"], shard["stop"]],
-             "clips": written, "captions": captions, "bytes": final.stat().st_size}
+             "clips": written, "captions": captions, "cut": cut, "bytes": final.stat().st_size}
     return entry, skipped
 
 
@@ -485,6 +498,9 @@ def add_arguments(parser):
                         help=f"CSV clips per shard (default: {DEFAULT_SHARD_SIZE})")
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, metavar="N",
                         help=f"clips per batch through the feature extractors (default: {DEFAULT_BATCH_SIZE})")
+    parser.add_argument("--max-seconds", type=float, default=params.MAX_CLIP_SECONDS, metavar="S",
+                        help="cut clips longer than S seconds to their first S, reported (default: "
+                             f"{params.MAX_CLIP_SECONDS:g}; shorter and longer clips up to it are kept whole)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -501,7 +517,7 @@ def run(args):
                 args.data_dir, args.out, features=args.features, splits=args.splits, workers=args.workers,
                 vggish_weights=args.vggish_weights, tokenizer=args.tokenizer, vocab_size=args.vocab_size,
                 min_count=args.min_count, keywords=args.keywords, shard_size=args.shard_size,
-                batch_size=args.batch_size, progress=not args.no_progress,
+                batch_size=args.batch_size, progress=not args.no_progress, max_seconds=args.max_seconds,
             )
     except EmptySplitError as err:
         _print_summary(err.manifest, args.out)
@@ -516,8 +532,10 @@ def run(args):
 
 def _print_summary(manifest, out_dir):
     for split, entry in manifest["splits"].items():
+        cut = entry.get("cut", [])
+        cut_text = f", {len(cut)} cut to {manifest['options']['max_seconds']:g} s" if cut else ""
         print(f"{split}: {entry['clips']} clips, {entry['captions']} captions in {len(entry['shards'])} shard(s); "
-              f"{len(entry['skipped'])} skipped")
+              f"{len(entry['skipped'])} skipped{cut_text}")
     vocabulary = manifest["vocabulary"]
     directory = pathlib.Path(out_dir) / vocabulary["path"]
     print(f"vocabulary: {vocabulary['size']} {vocabulary['kind']} tokens in {directory}")

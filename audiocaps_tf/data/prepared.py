@@ -36,30 +36,28 @@ def shard_name(split, index, count):
     return f"{split}-{index:05d}-of-{count:05d}.tfrecord"
 
 
-def clip_samples(sample_rate=params.SAMPLE_RATE, duration=params.CLIP_SECONDS):
-    """Samples per clip: every waveform is padded or cut to this length by `load_audio`."""
-    return round(duration * sample_rate)
-
-
 def feature_shapes(features, num_samples=None):
-    """{record field: shape} of every field the `features` write, for clips of `num_samples` samples."""
+    """{record field: shape} of every field the `features` write, for a clip of `num_samples` samples (16 kHz);
+    None: the time dimension is None (clips have their own lengths)."""
     from audiocaps_tf.layers.log_mel_frontend import num_log_mel_examples
+    from audiocaps_tf.layers.mfcc_frontend import num_mfcc_frames
     from audiocaps_tf.layers.vggish import FEATURES as VGGISH_CHANNELS
 
-    num_samples = clip_samples() if num_samples is None else num_samples
+    def steps(count):
+        return None if num_samples is None else count(num_samples)
+
     shapes = {}
     for feature in canonical_features(features):
         if feature == "waveform":
             shapes["waveform"] = [num_samples]
         elif feature == "mfcc":
-            frames = 1 + (max(num_samples, params.MFCC_FFT_LENGTH) - params.MFCC_FFT_LENGTH) // params.MFCC_HOP_SAMPLES
-            shapes["mfcc"] = [frames, params.MFCC_NUM_COEFFICIENTS]
+            shapes["mfcc"] = [steps(num_mfcc_frames), params.MFCC_NUM_COEFFICIENTS]
         elif feature == "vggish":
-            steps = num_log_mel_examples(num_samples)
             for name in ("fc2", "conv4", "conv3"):
-                shapes[f"vggish_{name}"] = [steps, VGGISH_CHANNELS[name]]
+                shapes[f"vggish_{name}"] = [steps(num_log_mel_examples), VGGISH_CHANNELS[name]]
         elif feature == "log_mel":  # the frames of VGGish's whole examples (`models.preprocessor`)
-            shapes["log_mel"] = [num_log_mel_examples(num_samples) * params.EXAMPLE_FRAMES, params.NUM_MEL_BANDS]
+            shapes["log_mel"] = [steps(lambda n: num_log_mel_examples(n) * params.EXAMPLE_FRAMES),
+                                 params.NUM_MEL_BANDS]
     return shapes
 
 

@@ -10,6 +10,8 @@ vocabulary as a ragged list), its attribute words, and the features `prepare` wa
     caption_ids    int64 list     token ids of all captions, concatenated (each ends with <eos>)
     caption_lengths int64 list    ids per caption, to split caption_ids
     attributes     bytes list     attribute words (the labels column, or caption keywords)
+    num_samples    int64          the clip's length in samples at 16 kHz, as stored (after `--max-seconds`);
+                                  every feature covers it whole (-1 when parsing records written without it)
     waveform       bytes          int16 little-endian PCM, 16 kHz mono (feature "waveform")
     vggish_fc2     bytes          tf.io.serialize_tensor float32 [T, 128]   (feature "vggish")
     vggish_conv4   bytes          float32 [T, 512]                          (feature "vggish")
@@ -42,7 +44,7 @@ def encode_waveform(waveform):
     return np.round(np.clip(waveform, -1.0, 1.0) * WAVEFORM_SCALE).astype("<i2").tobytes()
 
 
-def clip_example(clip, caption_ids, attributes, features):
+def clip_example(clip, caption_ids, attributes, features, num_samples=None):
     """Serialized `tf.train.Example` of one clip.
 
     Args:
@@ -50,6 +52,7 @@ def clip_example(clip, caption_ids, attributes, features):
         caption_ids: one list of token ids per caption of the clip.
         attributes: attribute words (str).
         features: {field: value}: "waveform" a float waveform, the tensor fields float32 arrays.
+        num_samples: the clip's length in samples, which the features cover; None: the waveform's, if given.
     """
     fields = {
         "key": _bytes([clip.key.encode()]),
@@ -60,6 +63,10 @@ def clip_example(clip, caption_ids, attributes, features):
         "caption_lengths": _ints([len(ids) for ids in caption_ids]),
         "attributes": _bytes([word.encode() for word in attributes]),
     }
+    if num_samples is None and "waveform" in features:
+        num_samples = len(features["waveform"])
+    if num_samples is not None:
+        fields["num_samples"] = _ints([int(num_samples)])
     for name, value in features.items():
         if name == "waveform":
             fields[name] = _bytes([encode_waveform(value)])
@@ -75,7 +82,7 @@ def clip_example(clip, caption_ids, attributes, features):
 def parse_clip_example(serialized, fields):
     """Parses one serialized example (a graph function, for tf.data) into a dict of tensors.
 
-    Always returns key, youtube_id, start_time, captions [N], caption_ids (tf.RaggedTensor [N, None])
+    Always returns key, youtube_id, start_time, num_samples, captions [N], caption_ids (tf.RaggedTensor [N, None])
     and attributes [M]; plus each of `fields` (record field names): waveform float32 [samples],
     tensor fields float32 [steps, channels].
     """
@@ -87,11 +94,12 @@ def parse_clip_example(serialized, fields):
         "caption_ids": tf.io.VarLenFeature(tf.int64),
         "caption_lengths": tf.io.VarLenFeature(tf.int64),
         "attributes": tf.io.VarLenFeature(tf.string),
+        "num_samples": tf.io.FixedLenFeature([], tf.int64, default_value=-1),
     }
     for name in fields:
         spec[name] = tf.io.FixedLenFeature([], tf.string)
     parsed = tf.io.parse_single_example(serialized, spec)
-    result = {name: parsed[name] for name in ("key", "youtube_id", "start_time")}
+    result = {name: parsed[name] for name in ("key", "youtube_id", "start_time", "num_samples")}
     result["captions"] = tf.sparse.to_dense(parsed["captions"])
     result["attributes"] = tf.sparse.to_dense(parsed["attributes"])
     result["caption_ids"] = tf.RaggedTensor.from_row_lengths(

@@ -15,6 +15,8 @@ import dataclasses
 import json
 import pathlib
 
+from audiocaps_tf import params
+
 __all__ = ["FitConfig", "FitError", "add_arguments", "default_batch_size", "RUN_ARGUMENTS"]
 
 # What `fit` trains without --model. On the demo dataset: the paper's TempAtt-MFCC-LSTM (its test sounds come from
@@ -76,6 +78,7 @@ class FitConfig:
     tfrecords: str | None = _field(None, _DATA)  # a prepared directory (absolute), or neither: the demo dataset
     demo_clips: int = _field(DEMO_CLIPS, _DATA)
     demo_seed: int = _field(DEMO_SEED, _DATA)
+    max_seconds: float | None = _field(None, _POSITIVE)  # clips cut to it when fit prepares them; None: 30 s
     epochs: float = _field(EPOCHS, _POSITIVE)
     batch_size: int | None = _field(None, _POSITIVE)  # per replica; None: `default_batch_size` of the training set
     learning_rate: float = _field(LEARNING_RATE, _POSITIVE)
@@ -113,6 +116,9 @@ class FitConfig:
             self.epochs = int(self.epochs)
         if self.data_dir is not None and self.tfrecords is not None:
             raise FitError("--data-dir and --tfrecords do not go together: one dataset per run")
+        if self.tfrecords is not None and self.max_seconds is not None:
+            raise FitError("--max-seconds applies when fit prepares the clips (--data-dir, the demo); --tfrecords "
+                           "holds them as `prepare --max-seconds` cut them: prepare them again to change it")
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
             if field.metadata.get("positive") and value is not None and not value > 0:
@@ -153,6 +159,11 @@ class FitConfig:
         if self.tfrecords is not None:
             return {"kind": "tfrecords", "path": self.tfrecords}
         return {"kind": "demo", "clips": self.demo_clips, "seed": self.demo_seed}
+
+    @property
+    def clip_seconds_limit(self):
+        """The --max-seconds clips are cut to when fit prepares them."""
+        return params.MAX_CLIP_SECONDS if self.max_seconds is None else float(self.max_seconds)
 
     @staticmethod
     def option_of(field):
@@ -222,8 +233,6 @@ def _model_overrides(text):
 
 
 def _vggish_source(value):
-    from audiocaps_tf import params
-
     if value is None:
         return params.VGGISH_HUB_HANDLE
     if value.startswith(("http://", "https://", "gs://")):
@@ -297,6 +306,10 @@ def _arguments():
                                                                "module dir or TF1 checkpoint")),
         (None, "--vggish-trainable", dict(action="store_true", default=None,
                                           help="fine-tune VGGish end to end from waveforms (VGGish models)")),
+        (None, "--max-seconds", dict(type=float, metavar="S",
+                                     help="clips are used whole, whatever their length, up to S seconds: longer "
+                                          f"ones are cut to S, reported (default {params.MAX_CLIP_SECONDS:g}; "
+                                          "with --data-dir or the demo)")),
         (None, "--demo-clips", dict(type=int, metavar="N", help=f"clips of the demo dataset (default {DEMO_CLIPS})")),
         (None, "--demo-seed", dict(type=int, metavar="S", help=f"seed of the demo dataset (default {DEMO_SEED})")),
         (None, "--workers", dict(type=int, metavar="N", help="processes decoding or synthesising audio while "

@@ -2,7 +2,8 @@
 
     --tfrecords DIR   a `prepare` output: read as it is (it must hold the model's feature fields)
     --data-dir DIR    an AudioCaps-layout directory with audio: `prepare` writes the features the model needs
-                      into RUN_DIR/data once (resumable), and training reads those. Decoding 10 s of audio and
+                      into RUN_DIR/data once (resumable), and training reads those, each clip whole (cut to
+                      --max-seconds, 30 s by default, if longer). Decoding the audio and
                       computing features on every pass would cost more than the model itself; a prepared copy
                       is small (MFCC: ~20 kB per clip, VGGish fc2+conv4+conv3: ~36 kB).
     (neither)         the built-in demo dataset, synthesised once into the cache ($AUDIOCAPS_TF_CACHE, else
@@ -54,17 +55,21 @@ def demo_paths(clips, seed, features, vggish_weights=None, root=None):
     return root / name, root / f"{name}-{_features_tag(features, vggish_weights)}"
 
 
-def prepared_directory(data, fields, run_dir, vggish_weights=None, workers=None, progress=True):
-    """The prepared TFRecord directory of the run's `data` option (module docstring), built when needed."""
+def prepared_directory(data, fields, run_dir, vggish_weights=None, workers=None, progress=True,
+                       max_seconds=params.MAX_CLIP_SECONDS):
+    """The prepared TFRecord directory of the run's `data` option (module docstring), built when needed; clips
+    longer than `max_seconds` are cut to it (`prepare`)."""
     kind = data["kind"]
     if kind == "tfrecords":
         return pathlib.Path(data["path"])
     features = prepare_features(fields)
-    options = {"features": features, "workers": workers, "progress": progress}
+    options = {"features": features, "workers": workers, "progress": progress, "max_seconds": max_seconds}
     if "vggish" in features:
         options["vggish_weights"] = vggish_weights or params.VGGISH_HUB_HANDLE
     if kind == "demo":
         data_dir, out_dir = demo_paths(data["clips"], data["seed"], features, vggish_weights)
+        if max_seconds != params.MAX_CLIP_SECONDS:  # a cache of its own, not one cut otherwise
+            out_dir = out_dir.with_name(f"{out_dir.name}-max{max_seconds:g}s")
         demo.make_demo_dataset(data_dir, data["clips"], seed=data["seed"], workers=workers, progress=progress)
     elif kind == "data_dir":
         data_dir, out_dir = pathlib.Path(data["path"]), pathlib.Path(run_dir) / "data"

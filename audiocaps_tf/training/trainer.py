@@ -253,7 +253,8 @@ def _open_run(config, given, out, resume):
 
 def _open_data(run_dir, config, fields, workers):
     """({split: TFRecordSource}, caption vocabulary) of the run's data, prepared first when needed."""
-    path = prepared_directory(config.data, fields, run_dir, vggish_weights=config.vggish_weights, workers=workers)
+    path = prepared_directory(config.data, fields, run_dir, vggish_weights=config.vggish_weights, workers=workers,
+                              max_seconds=config.clip_seconds_limit)
     sources = {split: TFRecordSource(path, split) for split in ("train", "val", "test")}
     for source in sources.values():
         try:
