@@ -67,6 +67,7 @@ def clips():
 def exported(vocabulary, tmp_path_factory):
     """A tiny tempatt-mfcc-lstm exported by the command line from a run directory: (model base, Keras model)."""
     run = tmp_path_factory.mktemp("run")
+    keras.utils.set_random_seed(1)  # weights that do not depend on which tests ran before in this worker
     model = build_captioner("tempatt-mfcc-lstm", vocabulary, **TINY)
     model.save(run / "best.keras")
     model_base = tmp_path_factory.mktemp("models") / "audiocaps"

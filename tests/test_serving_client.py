@@ -235,3 +235,43 @@ def test_cli_as_a_subprocess(server, reference, audio_files):
     assert _lines(finished.stdout) == [f"{paths[0]}\t{_bytes_caption(paths[0])}",
                                        f"{paths[2]}\t{_decoded(reference, paths[2])['caption']}"]
     assert f"error: {paths[1]}: No such file or directory" in finished.stderr
+
+
+def test_answered_keeps_two_requests_in_flight_and_the_order():
+    import threading
+
+    second_started = threading.Event()
+
+    def request(batch):
+        if batch == 0:  # answers only once the request of batch 1 is running beside it
+            assert second_started.wait(60), "the second request was not sent while the first was in flight"
+        if batch == 1:
+            second_started.set()
+        return f"answer {batch}"
+
+    answers = list(client_cli._answered(iter(range(5)), request, depth=2))
+    assert answers == [(batch, f"answer {batch}") for batch in range(5)]
+
+
+def test_answered_gives_the_answers_before_a_read_error_then_raises_it():
+    def batches():
+        yield "first"
+        yield "second"
+        raise AudioError("damaged at 120 s")
+
+    answered = client_cli._answered(batches(), str.upper, depth=2)
+    assert [next(answered), next(answered)] == [("first", "FIRST"), ("second", "SECOND")]
+    with pytest.raises(AudioError, match="damaged at 120 s"):
+        next(answered)
+
+
+def test_answered_raises_a_failed_request_without_answering_the_batches_after_it():
+    def request(batch):
+        if batch == 1:
+            raise ServingError("INVALID_ARGUMENT", "batch 1 is bad")
+        return batch
+
+    answered = client_cli._answered(iter(range(4)), request, depth=2)
+    assert next(answered) == (0, 0)
+    with pytest.raises(ServingError, match="batch 1 is bad"):
+        next(answered)

@@ -22,6 +22,7 @@ is then 1. A server that cannot be reached, or that does not serve the model, is
 
 import argparse
 import base64
+import collections
 import concurrent.futures
 import http.client
 import json
@@ -64,6 +65,8 @@ DEFAULT_BATCH_SIZE = 8
 # of DEFAULT_BATCH_SIZE rows stays far below the servers' usual 64 MiB cap.
 CHUNK_SECONDS = 60.0
 CLIENT_SAMPLE_RATE = 16000  # what load_audio returns
+# caption_segments requests sent ahead: the server parses one (JSON, base64) while its graph runs the other.
+REQUESTS_IN_FLIGHT = 2
 # Errors about the server or the model, not a file: captioning stops at the first one.
 FATAL_CODES = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED", "NOT_FOUND", "UNIMPLEMENTED", "UNAUTHENTICATED",
                          "PERMISSION_DENIED"})
@@ -188,17 +191,22 @@ class _CaptionClient:
         the `caption_segments` signature.
 
         Each file is read here as a stream (`open_audio_stream`: any format `caption` reads, resampled as it
-        resamples) and sent as 16 kHz WAV chunks of CHUNK_SECONDS, `batch_size` chunks per request, the next
-        request read while the server answers this one; the answers are shifted to the chunk's start and joined
-        where a segment runs on into the next chunk. An exception carries the segments before it as `.segments`.
+        resamples) and sent as 16 kHz WAV chunks of CHUNK_SECONDS, `batch_size` chunks per request, up to
+        REQUESTS_IN_FLIGHT requests at once and the next one read meanwhile; the answers are shifted to the chunk's
+        start and joined, in order, where a segment runs on into the next chunk. An exception carries the segments
+        before it as `.segments`.
         """
         from audiocaps_tf.audio.loading import AudioError
+
+        def request(batch):
+            return self.caption_segments([data for _, data in batch], version)
 
         for path in (str(path) for path in paths):
             segments = []
             try:
-                for batch in _prefetched(_chunk_batches(path, batch_size)):
-                    segments = self._caption_chunks(batch, segments, version)
+                batches = _prefetched(_chunk_batches(path, batch_size))
+                for batch, answers in _answered(batches, request, REQUESTS_IN_FLIGHT):
+                    segments = _joined_chunks(segments, batch, answers)
             except (OSError, AudioError, ServingError) as error:
                 if isinstance(error, ServingError) and error.code in FATAL_CODES:
                     raise
@@ -206,17 +214,6 @@ class _CaptionClient:
                 yield path, error
                 continue
             yield path, segments
-
-    def _caption_chunks(self, chunks, segments, version):
-        """`segments` followed by those of `chunks` [(offset seconds, WAV bytes)], joined across chunk edges."""
-        if not chunks:
-            return segments
-        answers = self.caption_segments([data for _, data in chunks], version)
-        for (offset, _), answer in zip(chunks, answers):
-            for segment in answer:
-                segment = segment._replace(start=segment.start + offset, end=segment.end + offset)
-                segments = _join(segments, segment)
-        return segments
 
     def caption_files(self, paths, signature=None, version=None, batch_size=DEFAULT_BATCH_SIZE):
         """[(path, caption dict or exception)] for audio files: see `iter_caption_files`."""
@@ -423,6 +420,38 @@ def _prefetched(iterator):
                 return
             upcoming = pool.submit(next, iterator, end)
             yield item
+
+
+def _answered(batches, request, depth):
+    """(batch, request(batch)) for each batch in order, with up to `depth` requests running at once. An error
+    reading `batches` is raised after the answers of the batches read before it."""
+    pending, failure, batches = collections.deque(), None, iter(batches)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=depth) as pool:
+        while True:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                break
+            except Exception as error:  # noqa: BLE001  (raised again once the answers before it are out)
+                failure = error
+                break
+            pending.append((batch, pool.submit(request, batch)))
+            if len(pending) == depth:
+                batch, future = pending.popleft()
+                yield batch, future.result()
+        while pending:
+            batch, future = pending.popleft()
+            yield batch, future.result()
+        if failure is not None:
+            raise failure
+
+
+def _joined_chunks(segments, chunks, answers):
+    """`segments` followed by the `answers` of `chunks` [(offset seconds, WAV bytes)], joined across chunk edges."""
+    for (offset, _), answer in zip(chunks, answers):
+        for segment in answer:
+            segments = _join(segments, segment._replace(start=segment.start + offset, end=segment.end + offset))
+    return segments
 
 
 def _join(segments, segment):
