@@ -31,13 +31,16 @@ setup(
     extras_require={
         # A static ffmpeg binary from PyPI, used for m4a / mp4 / webm when no system ffmpeg is installed.
         "ffmpeg": ["imageio-ffmpeg>=0.5"],
+        # Extracting Clotho's 7z archives (`python -m audiocaps_tf.data download --dataset clotho`).
+        "clotho": ["py7zr>=0.20"],
         # The Colab notebooks' plots, audio players and progress bars (Colab has them already).
         "notebooks": ["matplotlib>=3.8", "ipython>=8", "ipywidgets>=8"],
         # The tests also run the notebooks headless (nbclient, on an ipykernel), on every core (pytest-xdist).
         "test": ["pytest>=8", "pytest-xdist>=3.5", "imageio-ffmpeg>=0.5", "matplotlib>=3.8", "ipython>=8", "ipykernel>=6.29",
                  "nbclient>=0.10", "nbformat>=5.10",
                  # Parsers that read `caption --format srt|vtt` back, as a player would.
-                 "srt>=3.5", "webvtt-py>=0.5"],
+                 "srt>=3.5", "webvtt-py>=0.5",
+                 "py7zr>=0.20"],
     },
     classifiers=[
         "Programming Language :: Python :: 3",

@@ -1,6 +1,15 @@
 """Downloads AudioCaps: the split CSVs from the authors' repository, then each clip's 10 s of audio from YouTube.
 
-    python -m audiocaps_tf.data download --out DIR [--splits train,val,test] [--no-audio] [--workers N]
+    python -m audiocaps_tf.data download --out DIR [--version 1|2] [--splits train,val,test] [--no-audio]
+                                         [--workers N]
+    python -m audiocaps_tf.data download --dataset clotho --out DIR     Clotho v2.1 from Zenodo (data/clotho.py)
+
+Versions: 1 (the default: the paper's numbers are on it) is the authors' `dataset/` (train 49,838 captions); 2 is
+their `dataset2.0/` of February 2025 (train 91,256 captions). Version 2's val and test CSVs hold the same clips
+and audiocap_ids as version 1's (495 and 975 clips, 5 captions each, each id on the same clip); its captions are
+lower-cased and some are corrected (spelling: "ticktocks" -> "tick-tocks", "hitter" -> "chitter"): after the
+captions' normalisation 91 of the 2,475 val and 109 of the 4,875 test references differ in their words, so scores
+on the two versions' references are close but not identical (compared on the published CSVs, 2026-12).
 
 Writes:
     DIR/{split}.csv     the official CSVs (github.com/cdjkim/audiocaps, dataset/), checked with read_split before
@@ -80,7 +89,15 @@ __all__ = [
 
 HELP = "download the AudioCaps CSVs and each clip's 10 s of audio from YouTube (yt-dlp + ffmpeg)"
 
-CSV_BASE_URL = "https://raw.githubusercontent.com/cdjkim/audiocaps/master/dataset"
+CSV_BASE_URLS = {
+    "1": "https://raw.githubusercontent.com/cdjkim/audiocaps/master/dataset",
+    "2": "https://raw.githubusercontent.com/cdjkim/audiocaps/master/dataset2.0",
+}
+CSV_BASE_URL = CSV_BASE_URLS["1"]
+DATASETS = ("audiocaps", "clotho")
+VERSIONS = {"audiocaps": ("1", "2"), "clotho": ("2.1",)}
+# Options of the AudioCaps (YouTube) download that mean nothing for Clotho: refused, never silently ignored.
+YOUTUBE_OPTIONS = ("workers", "csv_url", "attempts", "retry_delay", "timeout", "skip_unavailable", "yt_dlp_args")
 CSV_URL_ENV_VAR = "AUDIOCAPS_CSV_URL"
 YT_DLP = "yt-dlp"
 MISSING_CSV = "missing.csv"
@@ -134,7 +151,7 @@ def _is_permanent_url_error(err):
 
 
 def fetch_split_csv(data_dir, split, base_url=None, attempts=DEFAULT_ATTEMPTS, retry_delay=DEFAULT_RETRY_DELAY,
-                    sleep=time.sleep, timeout=CSV_TIMEOUT):
+                    sleep=time.sleep, timeout=CSV_TIMEOUT, version="1"):
     """Makes sure DIR/{split}.csv exists and reads it; returns ('kept' or 'downloaded', clips).
 
     Downloads into a temporary file next to the target, checks it with read_split, and only then gives it its
@@ -147,7 +164,7 @@ def fetch_split_csv(data_dir, split, base_url=None, attempts=DEFAULT_ATTEMPTS, r
         except (DataError, UnicodeDecodeError) as err:
             raise DownloadError(f"{err}; this existing file is never overwritten: fix or remove it") from err
 
-    url = csv_url(base_url or os.environ.get(CSV_URL_ENV_VAR) or CSV_BASE_URL, split)
+    url = csv_url(base_url or os.environ.get(CSV_URL_ENV_VAR) or CSV_BASE_URLS[version], split)
     data = None
     for attempt in range(1, attempts + 1):
         try:
@@ -319,28 +336,77 @@ def _splits(value):
 
 def add_arguments(parser):
     parser.add_argument("--out", required=True, metavar="DIR", help="dataset folder (created if needed)")
+    parser.add_argument("--dataset", choices=DATASETS, default="audiocaps",
+                        help="audiocaps (YouTube, the default) or clotho (Zenodo, see data/clotho.py)")
+    parser.add_argument("--version", metavar="V",
+                        help="AudioCaps 1 (default, the paper's) or 2 (dataset2.0, Feb 2025); Clotho 2.1")
     parser.add_argument("--splits", type=_splits, default=list(SPLITS), metavar="LIST",
-                        help="comma-separated splits to download (default: train,val,test)")
+                        help="comma-separated splits to download (default: train,val,test; Clotho's "
+                             "development, validation and evaluation sets)")
     parser.add_argument("--no-audio", action="store_true", help="download the CSVs only")
-    parser.add_argument("--workers", type=positive_int, default=DEFAULT_WORKERS, metavar="N",
-                        help=f"clips downloaded at the same time (default: {DEFAULT_WORKERS})")
-    parser.add_argument("--csv-url", metavar="URL_OR_DIR",
-                        help=f"where {{split}}.csv are read from: an http(s):// or file:// URL or a folder "
-                             f"(default: ${CSV_URL_ENV_VAR}, else {CSV_BASE_URL})")
-    parser.add_argument("--attempts", type=positive_int, default=DEFAULT_ATTEMPTS, metavar="N",
-                        help=f"attempts per clip for errors that may pass (default: {DEFAULT_ATTEMPTS})")
-    parser.add_argument("--retry-delay", type=non_negative_float, default=DEFAULT_RETRY_DELAY, metavar="SECONDS",
-                        help=f"wait before the 2nd attempt, doubled before each further one "
-                             f"(default: {format_seconds(DEFAULT_RETRY_DELAY)})")
-    parser.add_argument("--timeout", type=positive_float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
-                        help=f"limit for one yt-dlp or ffmpeg run (default: {format_seconds(DEFAULT_TIMEOUT)})")
-    parser.add_argument("--skip-unavailable", action="store_true",
-                        help="do not try again clips that missing.csv lists as gone for good (Video unavailable, ...)")
-    parser.add_argument("--yt-dlp-args", default="", metavar="ARGS",
-                        help='extra yt-dlp options, e.g. --yt-dlp-args="--cookies cookies.txt"')
+    parser.add_argument("--keep-archives", action="store_true",
+                        help="Clotho: keep the 7z archives after extracting them (default: removed)")
+    parser.add_argument("--url", metavar="URL",
+                        help="Clotho: where the record's files are (default: $AUDIOCAPS_TF_CLOTHO_URL, else Zenodo)")
+    youtube = parser.add_argument_group("AudioCaps (YouTube) options")
+    youtube.add_argument("--workers", type=positive_int, metavar="N",
+                         help=f"clips downloaded at the same time (default: {DEFAULT_WORKERS})")
+    youtube.add_argument("--csv-url", metavar="URL_OR_DIR",
+                         help=f"where {{split}}.csv are read from: an http(s):// or file:// URL or a folder "
+                              f"(default: ${CSV_URL_ENV_VAR}, else the authors' dataset/ or dataset2.0/ folder: "
+                              f"{CSV_BASE_URL})")
+    youtube.add_argument("--attempts", type=positive_int, metavar="N",
+                         help=f"attempts per clip for errors that may pass (default: {DEFAULT_ATTEMPTS})")
+    youtube.add_argument("--retry-delay", type=non_negative_float, metavar="SECONDS",
+                         help=f"wait before the 2nd attempt, doubled before each further one "
+                              f"(default: {format_seconds(DEFAULT_RETRY_DELAY)})")
+    youtube.add_argument("--timeout", type=positive_float, metavar="SECONDS",
+                         help=f"limit for one yt-dlp or ffmpeg run (default: {format_seconds(DEFAULT_TIMEOUT)})")
+    youtube.add_argument("--skip-unavailable", action="store_true", default=None,
+                         help="do not try again clips that missing.csv lists as gone for good (Video unavailable, ...)")
+    youtube.add_argument("--yt-dlp-args", metavar="ARGS",
+                         help='extra yt-dlp options, e.g. --yt-dlp-args="--cookies cookies.txt"')
+
+
+def _run_clotho(args):
+    from audiocaps_tf.data.clotho import ClothoError, download_clotho
+
+    given = ["--" + name.replace("_", "-") for name in YOUTUBE_OPTIONS if getattr(args, name) is not None]
+    if given:
+        print(f"error: {', '.join(given)}: AudioCaps (YouTube) options; Clotho is fetched from Zenodo",
+              file=sys.stderr)
+        return 2
+    try:
+        counts = download_clotho(args.out, splits=args.splits, base_url=args.url, keep_archives=args.keep_archives,
+                                 audio=not args.no_audio)
+    except (ClothoError, DataError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\ninterrupted; run the same command again to resume (partial files are kept as .part)",
+              file=sys.stderr)
+        return 130
+    print("clotho: " + ", ".join(f"{split} {count} clips" for split, count in counts.items()) + f" in {args.out}")
+    return 0
 
 
 def run(args):
+    version = args.version or VERSIONS[args.dataset][0]
+    if version not in VERSIONS[args.dataset]:
+        print(f"error: --version {version}: {args.dataset} has version(s) {', '.join(VERSIONS[args.dataset])}",
+              file=sys.stderr)
+        return 2
+    if args.dataset == "clotho":
+        return _run_clotho(args)
+    for option in ("keep_archives", "url"):
+        if getattr(args, option):
+            print(f"error: --{option.replace('_', '-')} is a Clotho option", file=sys.stderr)
+            return 2
+    defaults = dict(workers=DEFAULT_WORKERS, attempts=DEFAULT_ATTEMPTS, retry_delay=DEFAULT_RETRY_DELAY,
+                    timeout=DEFAULT_TIMEOUT, skip_unavailable=False, yt_dlp_args="")
+    for name, value in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
     data_dir = args.out
     try:
         extra_args = shlex.split(args.yt_dlp_args)
@@ -360,7 +426,7 @@ def run(args):
     for split in args.splits:
         try:
             status, clips = fetch_split_csv(data_dir, split, args.csv_url, attempts=args.attempts,
-                                            retry_delay=args.retry_delay)
+                                            retry_delay=args.retry_delay, version=version)
         except DownloadError as err:
             print(f"error: {split}: {err}", file=sys.stderr)
             failed = True

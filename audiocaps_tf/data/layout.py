@@ -1,8 +1,11 @@
 """The AudioCaps layout every command reads: split CSVs grouped into clips, and their audio files.
 
     DIR/train.csv, DIR/val.csv, DIR/test.csv   audiocap_id, youtube_id, start_time, caption [, labels]
+                                               [, audio_file]
     DIR/audio/**/<name>.<ext>                  name: {youtube_id}_{start_time}, Y{youtube_id}, {youtube_id}
                                                or {audiocap_id}; ext: wav, flac, ogg, mp3, m4a, opus, webm
+    DIR/audio/<audio_file>                     a clip's file named directly (a path under DIR/audio/, any
+                                               characters): datasets whose clips are not YouTube videos (Clotho)
 
 Rows of one clip (same youtube_id and start_time) become one `Clip` with all its captions.
 """
@@ -16,6 +19,7 @@ SPLITS = ("train", "val", "test")
 REQUIRED_COLUMNS = ("audiocap_id", "youtube_id", "start_time", "caption")
 LABELS_COLUMN = "labels"
 LABEL_SEPARATOR = ";"
+AUDIO_FILE_COLUMN = "audio_file"
 AUDIO_DIR = "audio"
 AUDIO_EXTENSIONS = ("wav", "flac", "ogg", "mp3", "m4a", "opus", "webm")
 
@@ -26,13 +30,14 @@ class DataError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class Clip:
-    """One 10 s recording with every caption written for it."""
+    """One recording (AudioCaps: 10 s of a YouTube video) with every caption written for it."""
 
     youtube_id: str
     start_time: int
     captions: tuple
     audiocap_ids: tuple
     labels: tuple = ()
+    audio_file: str = ""  # a path under DIR/audio/ when the CSV names the file; "" to find it by name
 
     @property
     def key(self):
@@ -90,15 +95,32 @@ def read_split(csv_path):
         youtube_id = row["youtube_id"].strip()
         start_time = parse_start_time(row["start_time"].strip(), where)
         labels = tuple(label.strip() for label in (row.get(LABELS_COLUMN) or "").split(LABEL_SEPARATOR) if label.strip())
+        audio_file = _audio_file(row.get(AUDIO_FILE_COLUMN) or "", where)
         clip = clips.get((youtube_id, start_time))
         if clip is None:
-            clip = clips[(youtube_id, start_time)] = {"captions": [], "ids": [], "labels": labels}
+            clip = clips[(youtube_id, start_time)] = {"captions": [], "ids": [], "labels": labels,
+                                                      "audio_file": audio_file}
+        elif clip["audio_file"] != audio_file:
+            raise DataError(f"{where}: audio_file {audio_file!r} differs from {clip['audio_file']!r} given for the "
+                            f"same clip ({youtube_id}, {start_time}) above")
         clip["captions"].append(row["caption"].strip())
         clip["ids"].append(row["audiocap_id"].strip())
     return [
-        Clip(youtube_id, start_time, tuple(c["captions"]), tuple(c["ids"]), c["labels"])
+        Clip(youtube_id, start_time, tuple(c["captions"]), tuple(c["ids"]), c["labels"], c["audio_file"])
         for (youtube_id, start_time), c in clips.items()
     ]
+
+
+def _audio_file(value, where):
+    """The audio_file field as a relative POSIX path under DIR/audio/ ("" when not given); DataError naming
+    `where` for an absolute path or one that leaves DIR/audio/."""
+    value = value.strip()
+    if not value:
+        return ""
+    path = pathlib.PurePosixPath(value.replace("\\", "/"))
+    if path.is_absolute() or ".." in path.parts:
+        raise DataError(f"{where}: audio_file {value!r} must be a path under {AUDIO_DIR}/ (relative, without ..)")
+    return str(path)
 
 
 def read_splits(data_dir, splits=SPLITS):
@@ -123,7 +145,11 @@ class AudioIndex:
         return len(self._by_stem)
 
     def find(self, clip):
-        """The clip's audio path, or None when no file of an accepted name exists."""
+        """The clip's audio path, or None when no file of an accepted name exists. A clip whose CSV names its
+        file (audio_file) has that file or none."""
+        if clip.audio_file:
+            path = self.root / clip.audio_file
+            return path if path.is_file() else None
         names = [clip.key, f"Y{clip.youtube_id}", clip.youtube_id, *clip.audiocap_ids]
         for name in names:
             if name in self._by_stem:

@@ -114,6 +114,7 @@ def prepare_dataset(
     progress=True,
     on_shard_complete=None,
     max_seconds=params.MAX_CLIP_SECONDS,
+    vocabulary_dirs=None,
 ):
     """Writes the TFRecord shards, vocabularies and manifest of `splits` into `out_dir`; returns the manifest.
 
@@ -134,6 +135,9 @@ def prepare_dataset(
         shard_size: CSV clips per shard (fewer records when clips are skipped).
         batch_size: clips per batch through the feature extractors.
         max_seconds: clips longer than this are cut to it (reported); None: never cut.
+        vocabulary_dirs: the data dirs whose train captions, in this order, build the caption and keyword
+            vocabularies (default: `data_dir` alone). `fit` on several datasets passes all of them to each
+            one's `prepare`, so that their records share one vocabulary.
         progress: show a tqdm bar per split.
         on_shard_complete: called as f(split, shard_entry) after each shard is renamed and recorded (tests
             use it to stop a run).
@@ -174,9 +178,12 @@ def prepare_dataset(
     train_csv = split_path(data_dir, "train")
     train_clips = read_split(train_csv)
     clips = {split: train_clips if split == "train" else read_split(split_path(data_dir, split)) for split in splits}
-    train_captions = [caption for clip in train_clips for caption in clip.captions]
+    vocabulary_csvs = [split_path(d, "train") for d in (vocabulary_dirs or [data_dir])]
+    train_captions = [caption for csv_path in vocabulary_csvs
+                      for clip in (train_clips if csv_path == train_csv else read_split(csv_path))
+                      for caption in clip.captions]
     if not train_captions:
-        raise DataError(f"{train_csv}: no captions to build the vocabulary from")
+        raise DataError(f"{', '.join(map(str, vocabulary_csvs))}: no captions to build the vocabulary from")
     options = {
         "features": features,
         "sample_rate": sample_rate,
@@ -190,6 +197,8 @@ def prepare_dataset(
         "train_csv_sha256": prepared.file_sha256(train_csv),
         "version": audiocaps_tf.__version__,
     }
+    if vocabulary_dirs:  # (absent otherwise: directories prepared before the option existed still match)
+        options["vocabulary_train_csvs_sha256"] = [prepared.file_sha256(csv_path) for csv_path in vocabulary_csvs]
     csv_hashes = {split: prepared.file_sha256(split_path(data_dir, split)) for split in splits}
 
     created = not out_dir.exists()

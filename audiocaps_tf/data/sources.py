@@ -14,6 +14,7 @@ size progress bars and epochs.
 import functools
 import importlib
 import math
+import os
 import pathlib
 import warnings
 
@@ -85,25 +86,39 @@ def _resolve_fields(fields, available, where):
 class TFRecordSource:
     """The clips of one split of a `prepare` output directory: `{split}-*.tfrecord` shards, read in name order.
 
-    The first record tells which feature fields the shards hold and their channel counts (used as static shapes).
+    `directory` may also be a list of prepared directories that share one vocabulary (`prepare`'s
+    `vocabulary_dirs`): their shards are read as one split, directory after directory (shuffled: all shards
+    together), as `fit` trains on several datasets. The first record tells which feature fields the shards hold
+    and their channel counts (used as static shapes).
     """
 
     def __init__(self, directory, split):
-        self.directory = pathlib.Path(directory)
+        directories = [directory] if isinstance(directory, (str, os.PathLike)) else list(directory)
+        self.directories = [pathlib.Path(d) for d in directories]
+        self.directory = self.directories[0]
         self.split = split
-        self.files = sorted(str(p) for p in self.directory.glob(_shard_pattern(split)))
-        if not self.files:
-            raise FileNotFoundError(
-                f"{self.directory}: no {_shard_pattern(split)} shards "
-                "(write them with `python -m audiocaps_tf.data prepare`)"
-            )
+        self.files = []
+        for folder in self.directories:
+            shards = sorted(str(p) for p in folder.glob(_shard_pattern(split)))
+            if not shards:
+                raise FileNotFoundError(
+                    f"{folder}: no {_shard_pattern(split)} shards "
+                    "(write them with `python -m audiocaps_tf.data prepare`)"
+                )
+            self.files.extend(shards)
+        if len(self.directories) > 1:
+            configs = [load_vocabulary(folder / TOKENIZER_DIR).get_config() for folder in self.directories]
+            if any(config != configs[0] for config in configs[1:]):
+                raise ValueError(f"{', '.join(map(str, self.directories))}: the prepared directories have different "
+                                 "vocabularies; prepare them with the same vocabulary_dirs")
         self._available = None
         self._channels = {}
         self._counts = None
         self._probe()
 
     def __repr__(self):
-        return f"TFRecordSource({str(self.directory)!r}, {self.split!r})"
+        where = str(self.directory) if len(self.directories) == 1 else [str(d) for d in self.directories]
+        return f"TFRecordSource({where!r}, {self.split!r})"
 
     def _probe(self):
         for serialized in tf.data.TFRecordDataset(self.files).take(1):

@@ -139,7 +139,8 @@ class ValidationCallback(keras.callbacks.Callback):
             "val": scores,
         }
         self.state["history"] = [e for e in self.history if e["period"] < period] + [entry]
-        logs.update({f"val_{name}": value for name, value in scores.items() if value is not None and name != "num_clips"})
+        logs.update({f"val_{name}": value for name, value in scores.items()
+                     if value is not None and not name.endswith("num_clips")})
 
         best = self.state.get("best")
         value = scores.get(MONITOR)

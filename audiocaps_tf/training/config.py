@@ -6,7 +6,8 @@
     add_arguments(parser)        the command line: `_ARGUMENTS`, one flag per option plus the run-time arguments
 
 In config.json the four data fields (data_dir, tfrecords, demo_clips, demo_seed) are one option, "data":
-{"kind": "demo", "clips": N, "seed": S}, {"kind": "data_dir", "path": DIR} or {"kind": "tfrecords", "path": DIR}.
+{"kind": "demo", "clips": N, "seed": S}, {"kind": "data_dir", "path": DIR}, {"kind": "data_dirs", "paths": [DIR, ...]}
+(several datasets at once) or {"kind": "tfrecords", "path": DIR}.
 Nothing here imports TensorFlow; the model registry is imported when a FitConfig is built.
 """
 
@@ -17,7 +18,7 @@ import pathlib
 
 from audiocaps_tf import params
 
-__all__ = ["FitConfig", "FitError", "add_arguments", "default_batch_size", "RUN_ARGUMENTS"]
+__all__ = ["FitConfig", "FitError", "add_arguments", "dataset_names", "default_batch_size", "RUN_ARGUMENTS"]
 
 # What `fit` trains without --model. On the demo dataset: the paper's TempAtt-MFCC-LSTM (its test sounds come from
 # the generator of its training sounds, where it scores best and trains in minutes). On a user's data (--data-dir,
@@ -74,7 +75,7 @@ class FitConfig:
 
     model: str | None = None  # None: DEFAULT_MODEL on the demo dataset, else DEFAULT_DATA_MODEL
     model_overrides: dict = dataclasses.field(default_factory=dict)  # model hyper-parameters
-    data_dir: str | None = _field(None, _DATA)  # an AudioCaps-layout directory (absolute), or
+    data_dir: str | list | None = _field(None, _DATA)  # AudioCaps-layout directories (absolute; one: a str), or
     tfrecords: str | None = _field(None, _DATA)  # a prepared directory (absolute), or neither: the demo dataset
     demo_clips: int = _field(DEMO_CLIPS, _DATA)
     demo_seed: int = _field(DEMO_SEED, _DATA)
@@ -115,7 +116,11 @@ class FitConfig:
         if float(self.epochs).is_integer():
             self.epochs = int(self.epochs)
         if self.data_dir is not None and self.tfrecords is not None:
-            raise FitError("--data-dir and --tfrecords do not go together: one dataset per run")
+            raise FitError("--data-dir and --tfrecords do not go together")
+        if isinstance(self.data_dir, (list, tuple)):
+            self.data_dir = self.data_dir[0] if len(self.data_dir) == 1 else list(self.data_dir)
+            if isinstance(self.data_dir, list):
+                dataset_names(self.data_dir)  # distinct names, or a FitError
         if self.tfrecords is not None and self.max_seconds is not None:
             raise FitError("--max-seconds applies when fit prepares the clips (--data-dir, the demo); --tfrecords "
                            "holds them as `prepare --max-seconds` cut them: prepare them again to change it")
@@ -154,6 +159,8 @@ class FitConfig:
     @property
     def data(self):
         """The dataset as config.json's "data" option (module docstring)."""
+        if isinstance(self.data_dir, list):
+            return {"kind": "data_dirs", "paths": self.data_dir}
         if self.data_dir is not None:
             return {"kind": "data_dir", "path": self.data_dir}
         if self.tfrecords is not None:
@@ -192,6 +199,8 @@ class FitConfig:
                 values.update(demo_clips=data["clips"], demo_seed=data["seed"])
             elif kind in ("data_dir", "tfrecords"):
                 values[kind] = data["path"]
+            elif kind == "data_dirs":
+                values["data_dir"] = list(data["paths"])
             else:
                 raise FitError(f"unknown kind of data in the run's options: {json.dumps(data)}")
         return cls(**values)
@@ -211,15 +220,29 @@ class FitConfig:
                            "--tfrecords")
         for name in ("data_dir", "tfrecords"):
             if name in values:
-                path = pathlib.Path(values[name])
-                if not path.is_dir():
-                    raise FitError(f"--{name.replace('_', '-')} {path}: no such directory")
-                values[name] = str(path.resolve())
+                paths = values[name] if isinstance(values[name], list) else [values[name]]
+                for path in map(pathlib.Path, paths):
+                    if not path.is_dir():
+                        raise FitError(f"--{name.replace('_', '-')} {path}: no such directory")
+                resolved = [str(pathlib.Path(path).resolve()) for path in paths]
+                if len(set(resolved)) < len(resolved):
+                    raise FitError(f"--{name.replace('_', '-')}: a directory given twice: {', '.join(resolved)}")
+                values[name] = resolved if len(resolved) > 1 else resolved[0]
         if not values.get("demo_clips", 1):
             del values["demo_clips"]  # --demo-clips 0: the default, as it always was
         if "model_overrides" in values:
             values["model_overrides"] = _model_overrides(values["model_overrides"])
         return cls(**values), given
+
+
+def dataset_names(paths):
+    """The names that keep several datasets' scores apart: their directories' names (distinct, or a FitError)."""
+    names = [pathlib.Path(path).name for path in paths]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise FitError(f"--data-dir: several directories named {', '.join(repeated)}; their names keep the datasets' "
+                       "scores apart: rename one")
+    return names
 
 
 def _model_overrides(text):
@@ -251,9 +274,10 @@ def _arguments():
                                help=f"model to train (default: {DEFAULT_MODEL} on the demo dataset, "
                                     f"{DEFAULT_DATA_MODEL} with --data-dir or --tfrecords); one of: "
                                     f"{', '.join(MODEL_NAMES)}")),
-        ("data", "--data-dir", dict(type=pathlib.Path, metavar="DIR",
+        ("data", "--data-dir", dict(type=pathlib.Path, metavar="DIR", nargs="+", action="extend",
                                     help="AudioCaps-layout directory with audio; its features are prepared into "
-                                         "RUN_DIR/data")),
+                                         "RUN_DIR/data. Several (--data-dir A B): trained on together, each "
+                                         "validated and tested on its own splits")),
         ("data", "--tfrecords", dict(type=pathlib.Path, metavar="DIR",
                                      help="directory written by `python -m audiocaps_tf.data prepare`")),
         (None, "--out", dict(type=pathlib.Path, metavar="RUN_DIR",

@@ -6,6 +6,8 @@
                       --max-seconds, 30 s by default, if longer). Decoding the audio and
                       computing features on every pass would cost more than the model itself; a prepared copy
                       is small (MFCC: ~20 kB per clip, VGGish fc2+conv4+conv3: ~36 kB).
+    --data-dir A B    several datasets: each prepared into RUN_DIR/data/<its directory's name>/, all with the
+                      vocabularies of every dataset's train captions (`prepare`'s vocabulary_dirs)
     (neither)         the built-in demo dataset, synthesised once into the cache ($AUDIOCAPS_TF_CACHE, else
                       ~/.cache/audiocaps_tf): CACHE/demo-<clips>-<seed>/ (audio, CSVs) and
                       CACHE/demo-<clips>-<seed>-<features>/ (its prepared TFRecords), reused by later runs.
@@ -22,6 +24,7 @@ import tensorflow as tf
 from audiocaps_tf import params
 from audiocaps_tf.features import prepare_features
 from audiocaps_tf.data import demo, pipeline, prepare
+from audiocaps_tf.training.config import dataset_names
 
 __all__ = [
     "CACHE_ENV",
@@ -56,12 +59,17 @@ def demo_paths(clips, seed, features, vggish_weights=None, root=None):
 
 
 def prepared_directory(data, fields, run_dir, vggish_weights=None, workers=None, progress=True,
-                       max_seconds=params.MAX_CLIP_SECONDS):
+                       max_seconds=params.MAX_CLIP_SECONDS, name="data", vocabulary_dirs=None):
     """The prepared TFRecord directory of the run's `data` option (module docstring), built when needed; clips
-    longer than `max_seconds` are cut to it (`prepare`)."""
+    longer than `max_seconds` are cut to it (`prepare`). Several datasets: {name: prepared directory}."""
     kind = data["kind"]
     if kind == "tfrecords":
         return pathlib.Path(data["path"])
+    if kind == "data_dirs":
+        return {name: prepared_directory({"kind": "data_dir", "path": path}, fields, pathlib.Path(run_dir) / "data",
+                                         vggish_weights, workers, progress, max_seconds, name=name,
+                                         vocabulary_dirs=data["paths"])
+                for name, path in zip(dataset_names(data["paths"]), data["paths"])}
     features = prepare_features(fields)
     options = {"features": features, "workers": workers, "progress": progress, "max_seconds": max_seconds}
     if "vggish" in features:
@@ -72,7 +80,9 @@ def prepared_directory(data, fields, run_dir, vggish_weights=None, workers=None,
             out_dir = out_dir.with_name(f"{out_dir.name}-max{max_seconds:g}s")
         demo.make_demo_dataset(data_dir, data["clips"], seed=data["seed"], workers=workers, progress=progress)
     elif kind == "data_dir":
-        data_dir, out_dir = pathlib.Path(data["path"]), pathlib.Path(run_dir) / "data"
+        data_dir, out_dir = pathlib.Path(data["path"]), pathlib.Path(run_dir) / name
+        if vocabulary_dirs:
+            options["vocabulary_dirs"] = vocabulary_dirs
     else:
         raise ValueError(f"unknown data kind {kind!r}")
     manifest = out_dir / prepare.MANIFEST_FILE

@@ -30,6 +30,7 @@ from audiocaps_tf.models import build_captioner
 from audiocaps_tf.models.registry import get_spec, resolve_hyper_parameters
 from audiocaps_tf.retrieval import clip_pooled_features, index_training_clips
 from audiocaps_tf.training import averaging, evaluation
+from audiocaps_tf.training.datasets import combined_scores, dataset_scores
 from audiocaps_tf.training import run_dir as run_dir_lib
 from audiocaps_tf.training.callbacks import ValidationCallback, captions_markdown
 from audiocaps_tf.training.config import ADAM, FitConfig, FitError, default_batch_size
@@ -103,7 +104,7 @@ def load_vggish(model, config):
 def write_scalars(scores, prefix):
     """The finite scores as TensorBoard scalars `<prefix><name>` (inside a writer's `as_default`)."""
     for name, value in scores.items():
-        if value is not None and name != "num_clips" and math.isfinite(value):
+        if value is not None and not name.endswith("num_clips") and math.isfinite(value):
             tf.summary.scalar(f"{prefix}{name}", value)
 
 
@@ -128,21 +129,52 @@ def _decoding_name(beam_size=1, no_repeat_ngram_size=0):
     return name + (f", no repeated {no_repeat_ngram_size}-gram" if no_repeat_ngram_size else "")
 
 
-def finish(run_dir, state, model, test_source, fields, config):
-    """Decodes the test split with the final model and writes metrics.json and test_predictions.csv."""
+def score_sets(model, sources, fields, beam_size=1, no_repeat_ngram_size=None, samples=0, spice=False):
+    """(scores, {dataset: rows}, samples) of a split: `sources` is {dataset name: source} ({None: source} for one
+    dataset); the scores are `datasets.combined_scores` (`spice` as `evaluation.score_rows` takes it), the
+    samples the first dataset's."""
+    rows, scores, first_samples = {}, {}, None
+    for name, source in sources.items():
+        dataset = evaluation_dataset(source, fields, batch_size=EVAL_BATCH_SIZE)
+        rows[name], shown = evaluation.caption_split(model, dataset, fields, beam_size=beam_size, samples=samples,
+                                                     no_repeat_ngram_size=no_repeat_ngram_size)
+        first_samples = shown if first_samples is None else first_samples
+        scores[name] = evaluation.score_rows(rows[name], spice=spice)
+    return combined_scores(scores), rows, first_samples
+
+
+def _predictions_file(name):
+    """test_predictions.csv, or test_predictions_<dataset>.csv for each of several datasets."""
+    if name is None:
+        return run_dir_lib.PREDICTIONS_FILE
+    stem, suffix = run_dir_lib.PREDICTIONS_FILE.rsplit(".", 1)
+    return f"{stem}_{name}.{suffix}"
+
+
+def _print_dataset_scores(title, scores, names):
+    _print_scores(title + ("" if names == [None] else " (mean over the datasets)"), scores)
+    for name in names:
+        if name is not None:
+            _print_scores(f"  {name}:", dataset_scores(scores, name))
+
+
+def finish(run_dir, state, model, test_sources, fields, config):
+    """Decodes the test split(s) with the final model and writes metrics.json and test_predictions.csv (one per
+    dataset for several); `test_sources` is {dataset name or None: source}."""
     beam, no_repeat = model.resolve_beam(config.beam_size), model.resolve_no_repeat(config.no_repeat_ngram_size)
     averaged = state.get("averaging")
     used_average = bool(averaged) and averaged["used"] == "averaged"
     val_scores = averaged["val_averaged"] if used_average else state["best"]["val"]
     print(f"captioning the test split ({_decoding_name(beam, no_repeat)}) ...", flush=True)
-    dataset = evaluation_dataset(test_source, fields, batch_size=EVAL_BATCH_SIZE)
-    rows, _ = evaluation.caption_split(model, dataset, fields, beam_size=beam, no_repeat_ngram_size=no_repeat)
-    test_scores = evaluation.score_rows(rows, spice=None)
-    run_dir_lib.write_text_atomically(run_dir / run_dir_lib.PREDICTIONS_FILE, evaluation.predictions_csv(rows))
+    test_scores, rows, _ = score_sets(model, test_sources, fields, beam_size=beam, no_repeat_ngram_size=no_repeat,
+                                      spice=None)
+    for name, dataset_rows in rows.items():
+        run_dir_lib.write_text_atomically(run_dir / _predictions_file(name), evaluation.predictions_csv(dataset_rows))
     run_dir_lib.write_json_atomically(run_dir / run_dir_lib.METRICS_FILE,
                                       {"val": val_scores, "test": test_scores,
                                        **({"averaging": averaged} if averaged else {})})
-    _write_test_summaries(run_dir / run_dir_lib.LOGS_DIR / "test", test_scores, rows)
+    all_rows = [row for dataset_rows in rows.values() for row in dataset_rows]
+    _write_test_summaries(run_dir / run_dir_lib.LOGS_DIR / "test", test_scores, all_rows)
     state["status"] = "complete"
     state["test"] = test_scores
     run_dir_lib.write_state(run_dir, state)
@@ -150,11 +182,12 @@ def finish(run_dir, state, model, test_source, fields, config):
     validated = (f"average of periods {', '.join(map(str, averaged['periods']))}" if used_average else
                  f"best, epoch {best.get('epoch', 0):g}")
     print()
-    _print_scores(f"validation ({validated}, {_decoding_name(1, no_repeat)}):", val_scores)
-    _print_scores(f"test ({len(rows)} clips, {_decoding_name(beam, no_repeat)}):", test_scores)
+    names = list(test_sources)
+    _print_dataset_scores(f"validation ({validated}, {_decoding_name(1, no_repeat)}):", val_scores, names)
+    _print_dataset_scores(f"test ({len(all_rows)} clips, {_decoding_name(beam, no_repeat)}):", test_scores, names)
     print(f"\nmodel: {run_dir / run_dir_lib.BEST_MODEL_FILE}\nscores: {run_dir / run_dir_lib.METRICS_FILE}\n"
-          f"captions: {run_dir / run_dir_lib.PREDICTIONS_FILE}\nTensorBoard: tensorboard --logdir "
-          f"{run_dir / run_dir_lib.LOGS_DIR}")
+          f"captions: {', '.join(str(run_dir / _predictions_file(name)) for name in names)}\nTensorBoard: "
+          f"tensorboard --logdir {run_dir / run_dir_lib.LOGS_DIR}")
     return test_scores
 
 
@@ -167,9 +200,7 @@ def _fit_retrieval(run_dir, state, spec, config, vocabulary, sources, fields):
     load_vggish(model, config)
     index_training_clips(model, sources["train"], fields)
     print(f"indexed {model.caption_index.size} training clips", flush=True)
-    dataset = evaluation_dataset(sources["val"], fields, batch_size=EVAL_BATCH_SIZE)
-    rows, samples = evaluation.caption_split(model, dataset, fields, beam_size=1, samples=SAMPLE_CLIPS)
-    scores = evaluation.score_rows(rows, spice=False)
+    scores, _, samples = score_sets(model, sources["val"], fields, samples=SAMPLE_CLIPS)
     save_model(model, best_path)
     entry = {"period": 1, "epoch": 0, "step": 0, "loss": None, "learning_rate": None, "val": scores}
     state.update(status="testing", history=[entry], best=entry)
@@ -252,11 +283,15 @@ def _open_run(config, given, out, resume):
 
 
 def _open_data(run_dir, config, fields, workers):
-    """({split: TFRecordSource}, caption vocabulary) of the run's data, prepared first when needed."""
-    path = prepared_directory(config.data, fields, run_dir, vggish_weights=config.vggish_weights, workers=workers,
-                              max_seconds=config.clip_seconds_limit)
-    sources = {split: TFRecordSource(path, split) for split in ("train", "val", "test")}
-    for source in sources.values():
+    """({"train": TFRecordSource, "val": {dataset: source}, "test": {dataset: source}}, caption vocabulary) of the
+    run's data, prepared first when needed. One dataset is named None; several, by their directories' names, and
+    their train splits are read as one source."""
+    paths = prepared_directory(config.data, fields, run_dir, vggish_weights=config.vggish_weights, workers=workers,
+                               max_seconds=config.clip_seconds_limit)
+    paths = paths if isinstance(paths, dict) else {None: paths}
+    sources = {"train": TFRecordSource(list(paths.values()), "train"),
+               **{split: {name: TFRecordSource(path, split) for name, path in paths.items()} for split in ("val", "test")}}
+    for source in [sources["train"], *sources["val"].values(), *sources["test"].values()]:
         try:
             source.resolve_fields(fields)
         except ValueError as err:
@@ -287,7 +322,11 @@ def run(config, given=None, out=None, resume=False, workers=None, callbacks=None
 
     keras.utils.set_random_seed(config.seed)
     hyper = resolve_hyper_parameters(config.model_overrides, config.model)
-    tables = {split: clip_table(source) for split, source in sources.items()} if spec.uses_attributes else None
+    if spec.uses_attributes and list(sources["val"]) != [None]:
+        raise FitError(f"{config.model} (attribute words from the nearest training clip) trains on one dataset; "
+                       "give one --data-dir")
+    flat = {"train": sources["train"], "val": sources["val"].get(None), "test": sources["test"].get(None)}
+    tables = {split: clip_table(source) for split, source in flat.items()} if spec.uses_attributes else None
     # Mixup joins two captions and a connective word (`data.mixup`): up to twice the longest caption's ids.
     caption_width = min(hyper["max_caption_length"], longest_caption(sources["train"]) * (2 if config.mixup else 1))
     batch_size = config.batch_size or default_batch_size(caption_count(sources["train"]))
@@ -304,7 +343,8 @@ def run(config, given=None, out=None, resume=False, workers=None, callbacks=None
                                 **config.model_overrides)
         load_vggish(model, config)
         if spec.uses_attributes:
-            sources = _set_up_attributes(model, sources, tables, fields)
+            flat = _set_up_attributes(model, flat, tables, fields)
+            sources = {"train": flat["train"], "val": {None: flat["val"]}, "test": {None: flat["test"]}}
         model.compile(
             optimizer=keras.optimizers.Adam(config.learning_rate, global_clipnorm=config.clip_norm, **ADAM),
             loss=MaskedSmoothedCrossEntropy(config.label_smoothing),
@@ -317,12 +357,10 @@ def run(config, given=None, out=None, resume=False, workers=None, callbacks=None
             max_caption_length=hyper["max_caption_length"], mixup=config.mixup, vocabulary=vocabulary,
         ).map(training_inputs(fields, evaluation.attribute_key(model), caption_width))
 
-    val_dataset = evaluation_dataset(sources["val"], fields, batch_size=EVAL_BATCH_SIZE)
-
     def validate(current):
-        rows, samples = evaluation.caption_split(current, val_dataset, fields, samples=SAMPLE_CLIPS,
-                                                 no_repeat_ngram_size=config.no_repeat_ngram_size)
-        return evaluation.score_rows(rows, spice=False), samples
+        scores, _, samples = score_sets(current, sources["val"], fields, samples=SAMPLE_CLIPS,
+                                        no_repeat_ngram_size=config.no_repeat_ngram_size)
+        return scores, samples
 
     best_path = run_dir / run_dir_lib.BEST_MODEL_FILE
     log_dir = run_dir / run_dir_lib.LOGS_DIR
