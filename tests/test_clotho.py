@@ -12,9 +12,10 @@ import soundfile
 
 from local_http import FileServer
 from audiocaps_tf.data import __main__ as data_main
-from audiocaps_tf.data import clotho, download, stats
+from audiocaps_tf.data import clotho, download, prepare, stats
 from audiocaps_tf.data.http_download import PART_SUFFIX
 from audiocaps_tf.data.layout import AudioIndex, read_split
+from audiocaps_tf.data.pipeline import TFRecordSource
 
 SETS = {"development": ["Rain on a tin roof.wav", "café crowd_2.wav", "dog, barking.wav"],
         "validation": ["Wind 01.wav", "bird song.wav"],
@@ -97,6 +98,11 @@ def test_the_release_is_fetched_checked_and_laid_out_for_every_command(release, 
         "clotho_metadata_development.csv"]  # attribution and licences kept as published
     table = stats.dataset_statistics(out)
     assert (table["train"]["clips"], table["train"]["captions"], table["test"]["captions"]) == (3, 15, 10)
+    # `prepare` (what fit --data-dir runs) reads every clip through its audio_file, whatever its name.
+    manifest = prepare.prepare_dataset(out, tmp_path / "prepared", features="mfcc", workers=0, progress=False)
+    assert [manifest["splits"][split]["clips"] for split in ("train", "val", "test")] == [3, 2, 2]
+    keys = [clip["key"].numpy().decode() for clip in TFRecordSource(tmp_path / "prepared", "train").clip_dataset([])]
+    assert keys == ["Rain on a tin roof_0", "café crowd_2_0", "dog, barking_0"]
 
 
 def test_an_interrupted_archive_resumes_with_a_range_request(release, tmp_path):

@@ -93,7 +93,10 @@ def test_two_data_dirs_of_one_name_or_the_same_dir_twice_are_refused(two_dataset
     assert "several directories named indoors" in capsys.readouterr().err
     assert fit.main([*TINY, "--data-dir", str(first), "--data-dir", str(first), "--out", str(tmp_path / "b")]) == 1
     assert "a directory given twice" in capsys.readouterr().err
-    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    semantic = [arg if arg != "tempatt-mfcc-lstm" else "topdown-alignedatt" for arg in TINY]
+    assert fit.main([*semantic, "--data-dir", str(first), str(two_datasets[1]), "--out", str(tmp_path / "c")]) == 1
+    assert "trains on one dataset" in capsys.readouterr().err
+    assert not any((tmp_path / name).exists() for name in "abc")
 
 
 def test_combined_scores_are_the_means_and_keep_each_dataset():

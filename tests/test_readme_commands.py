@@ -34,7 +34,7 @@ COMMANDS = [  # every command-line entry point of the package
 # README's fixed ports (tests/test_serving.py runs the same export, dev_server and client commands on free ports).
 NOT_RUN = ("pip install", "python -m pytest", "audiocaps_tf.serving.", "# needs the internet")
 SMOKE_CLIPS = 40
-SMOKE_MODEL = ["--batch-size", "8", "--workers", "1", "--epochs", "2",
+SMOKE_MODEL = ["--batch-size", "8", "--workers", "1", "--epochs", "1",
                "--model-overrides", json.dumps({"units": 8, "embedding_dim": 8})]
 
 

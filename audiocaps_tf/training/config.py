@@ -121,6 +121,9 @@ class FitConfig:
             self.data_dir = self.data_dir[0] if len(self.data_dir) == 1 else list(self.data_dir)
             if isinstance(self.data_dir, list):
                 dataset_names(self.data_dir)  # distinct names, or a FitError
+                if spec.uses_attributes:
+                    raise FitError(f"{self.model} (attribute words from the nearest training clip) trains on one "
+                                   "dataset: give one --data-dir")
         if self.tfrecords is not None and self.max_seconds is not None:
             raise FitError("--max-seconds applies when fit prepares the clips (--data-dir, the demo); --tfrecords "
                            "holds them as `prepare --max-seconds` cut them: prepare them again to change it")

@@ -289,8 +289,9 @@ def _open_data(run_dir, config, fields, workers):
     paths = prepared_directory(config.data, fields, run_dir, vggish_weights=config.vggish_weights, workers=workers,
                                max_seconds=config.clip_seconds_limit)
     paths = paths if isinstance(paths, dict) else {None: paths}
-    sources = {"train": TFRecordSource(list(paths.values()), "train"),
-               **{split: {name: TFRecordSource(path, split) for name, path in paths.items()} for split in ("val", "test")}}
+    sources = {"train": TFRecordSource(list(paths.values()), "train")}
+    for split in ("val", "test"):
+        sources[split] = {name: TFRecordSource(path, split) for name, path in paths.items()}
     for source in [sources["train"], *sources["val"].values(), *sources["test"].values()]:
         try:
             source.resolve_fields(fields)
@@ -322,9 +323,6 @@ def run(config, given=None, out=None, resume=False, workers=None, callbacks=None
 
     keras.utils.set_random_seed(config.seed)
     hyper = resolve_hyper_parameters(config.model_overrides, config.model)
-    if spec.uses_attributes and list(sources["val"]) != [None]:
-        raise FitError(f"{config.model} (attribute words from the nearest training clip) trains on one dataset; "
-                       "give one --data-dir")
     flat = {"train": sources["train"], "val": sources["val"].get(None), "test": sources["test"].get(None)}
     tables = {split: clip_table(source) for split, source in flat.items()} if spec.uses_attributes else None
     # Mixup joins two captions and a connective word (`data.mixup`): up to twice the longest caption's ids.
