@@ -30,15 +30,16 @@ import threading
 
 import grpc
 
-from audiocaps_tf.arguments import port_number, positive_float
+from audiocaps_tf.arguments import port_number, positive_float, positive_int
 from audiocaps_tf.serving import grpc_service
 from audiocaps_tf.serving.model_manager import ModelManager, find_versions
-from audiocaps_tf.serving.rest_service import RestServer
+from audiocaps_tf.serving.rest_service import DEFAULT_MAX_CONNECTIONS, RestServer
 
 logger = logging.getLogger(__name__)
 
 MiB = 1 << 20
 DEFAULT_MAX_REQUEST_BYTES = 64 * MiB
+DEFAULT_MAX_BATCH = 64  # rows (clips, files) per Predict request
 GRPC_WORKERS = 16
 
 
@@ -63,13 +64,16 @@ class DevServer:
     """
 
     def __init__(self, model_base, model_name="audiocaps", host="127.0.0.1", grpc_port=8500, rest_port=8501,
-                 max_request_bytes=DEFAULT_MAX_REQUEST_BYTES, poll_seconds=1.0, on_version_change=None):
+                 max_request_bytes=DEFAULT_MAX_REQUEST_BYTES, poll_seconds=1.0, on_version_change=None,
+                 max_batch=DEFAULT_MAX_BATCH, rest_max_connections=DEFAULT_MAX_CONNECTIONS):
         self.model_base = pathlib.Path(model_base)
         self.model_name = model_name
         self.host = host
         self.grpc_port = grpc_port
         self.rest_port = rest_port
         self.max_request_bytes = max_request_bytes
+        self.max_batch = max_batch
+        self.rest_max_connections = rest_max_connections
         self.poll_seconds = poll_seconds
         self.on_version_change = on_version_change
         self.manager = None
@@ -81,9 +85,11 @@ class DevServer:
         """Binds both ports and starts serving (and loading the newest version); raises OSError when a bind fails."""
         if self.manager is not None:
             raise RuntimeError("the server is already started")
-        self.manager = ModelManager(self.model_base, self.model_name, self.poll_seconds, self._version_changed)
+        self.manager = ModelManager(self.model_base, self.model_name, self.poll_seconds, self._version_changed,
+                                    max_batch=self.max_batch)
         try:
-            self._rest = RestServer((self.host, self.rest_port), self.manager, self.max_request_bytes)
+            self._rest = RestServer((self.host, self.rest_port), self.manager, self.max_request_bytes,
+                                    self.rest_max_connections)
             self.rest_port = self._rest.server_address[1]
             self._grpc = grpc.server(
                 concurrent.futures.ThreadPoolExecutor(max_workers=GRPC_WORKERS, thread_name_prefix="grpc"),
@@ -147,6 +153,12 @@ def build_parser():
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     parser.add_argument("--max-request-mb", type=positive_float, default=64, metavar="MB",
                         help="largest request accepted, in MiB (default 64)")
+    parser.add_argument("--max-batch", type=positive_int, default=DEFAULT_MAX_BATCH, metavar="N",
+                        help=f"most rows (clips) in one Predict request; more: RESOURCE_EXHAUSTED, REST 413 "
+                             f"(default {DEFAULT_MAX_BATCH})")
+    parser.add_argument("--rest-max-connections", type=positive_int, default=DEFAULT_MAX_CONNECTIONS, metavar="N",
+                        help=f"REST connections served at once; more are answered 503 (default "
+                             f"{DEFAULT_MAX_CONNECTIONS})")
     parser.add_argument("--poll-seconds", type=positive_float, default=1.0, metavar="S",
                         help="how often MODEL_BASE is checked for new versions (default 1)")
     return parser
@@ -174,7 +186,8 @@ def main(argv=None):
             print(f"serving {args.model_name} version {version}", flush=True)
 
     server = DevServer(args.model_base, args.model_name, args.host, args.grpc_port, args.rest_port,
-                       int(args.max_request_mb * MiB), args.poll_seconds, on_version_change=announce)
+                       int(args.max_request_mb * MiB), args.poll_seconds, on_version_change=announce,
+                       max_batch=args.max_batch, rest_max_connections=args.rest_max_connections)
     try:
         server.start()
     except OSError as error:

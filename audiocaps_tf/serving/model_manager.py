@@ -75,8 +75,9 @@ def _check_output_filter(output_filter, output_names):
 class LoadedVersion:
     """One loaded version: its signatures (concrete functions) and their SignatureDefMap; safe to share by threads."""
 
-    def __init__(self, model_name, version, path, saved_model, signature_def_map):
+    def __init__(self, model_name, version, path, saved_model, signature_def_map, max_batch=None):
         self.model_name = model_name
+        self.max_batch = max_batch  # rows per request (None: any)
         self.version = version
         self.path = pathlib.Path(path)
         self.saved_model = saved_model  # what tf.saved_model.load returned
@@ -102,7 +103,7 @@ class LoadedVersion:
         """
         function = self.signature(signature_name)
         specs = function.structured_input_signature[1]
-        check_inputs(inputs, specs)
+        check_inputs(inputs, specs, self.max_batch)
         output_names = list(function.structured_outputs)
         _check_output_filter(output_filter, output_names)
         tensors = {name: tf.constant(array, dtype=specs[name].dtype) for name, array in inputs.items()}
@@ -178,9 +179,10 @@ class ModelManager:
     after every swap (with None when no version is left to serve).
     """
 
-    def __init__(self, model_base, model_name, poll_seconds=1.0, on_change=None):
+    def __init__(self, model_base, model_name, poll_seconds=1.0, on_change=None, max_batch=None):
         self.model_base = pathlib.Path(model_base)
         self.model_name = model_name
+        self.max_batch = max_batch  # rows per request, for every version (None: any)
         self.poll_seconds = poll_seconds
         self._on_change = on_change
         self._condition = threading.Condition()
@@ -313,7 +315,8 @@ class ModelManager:
         logger.info("loading %s version %d from %s", self.model_name, version, path)
         try:
             loaded = LoadedVersion(
-                self.model_name, version, path, tf.saved_model.load(str(path)), read_signature_def_map(path)
+                self.model_name, version, path, tf.saved_model.load(str(path)), read_signature_def_map(path),
+                max_batch=self.max_batch,
             )
             warmed = replay_warmup(loaded)
         except Exception as error:

@@ -8,14 +8,17 @@ Row format (`instances`) answers {"predictions": [...]}: per row, a dict of the 
 signature has one output); columnar format (`inputs`) answers {"outputs": {...}} (the value alone for one
 output). Errors answer {"error": message} with 400 (INVALID_ARGUMENT, malformed JSON or base64), 404 (NOT_FOUND,
 unknown path), 405 (wrong method), 411 (no Content-Length), 413 (body over the cap, refused from its
-Content-Length before it is read), 501 (:classify, :regress) or 500 (INTERNAL). Access logs go to the `logging`
-module at DEBUG level.
+Content-Length before it is read; more rows than --max-batch), 414 (a request line over 64 kB), 501 (:classify,
+:regress), 503 (more than `max_connections` connections at once: the connection is answered, not reset) or 500
+(INTERNAL). Connections wait in a listen backlog of LISTEN_BACKLOG until accepted. Access logs go to the
+`logging` module at DEBUG level.
 """
 
 import json
 import logging
 import re
 import socket
+import threading
 import urllib.parse
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -43,6 +46,8 @@ _POST_ACTIONS = (":predict", ":classify", ":regress")
 # A body refused as too large is still read and thrown away up to this size, so that a client that sends it
 # whole before reading the answer gets the 413 rather than a reset connection.
 _DISCARD_LIMIT = 256 << 20
+DEFAULT_MAX_CONNECTIONS = 64  # connections served at once; more are answered 503
+LISTEN_BACKLOG = 1024  # connections the kernel queues before they are accepted (socketserver's default: 5)
 
 
 class HttpError(Exception):
@@ -56,15 +61,34 @@ class HttpError(Exception):
 
 
 class RestServer(ThreadingHTTPServer):
-    """A threading HTTP server answering TF Serving's REST API from a ModelManager."""
+    """A threading HTTP server answering TF Serving's REST API from a ModelManager: one thread per connection, up
+    to `max_connections` at once; a connection past that gets a 503 JSON answer and is closed."""
 
     daemon_threads = True
+    request_queue_size = LISTEN_BACKLOG
 
-    def __init__(self, address, manager, max_request_bytes):
+    def __init__(self, address, manager, max_request_bytes, max_connections=DEFAULT_MAX_CONNECTIONS):
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.manager = manager
         self.max_request_bytes = max_request_bytes
+        self.max_connections = max_connections
+        self._slots = threading.BoundedSemaphore(max_connections)
         super().__init__(address, RestHandler)
+
+    def process_request(self, request, client_address):
+        admitted = self._slots.acquire(blocking=False)
+        threading.Thread(target=self._serve_connection, args=(request, client_address, admitted), daemon=True,
+                         name="rest-connection").start()
+
+    def _serve_connection(self, request, client_address, admitted):
+        try:
+            (RestHandler if admitted else BusyHandler)(request, client_address, self)
+        except Exception:
+            self.handle_error(request, client_address)
+        finally:
+            if admitted:
+                self._slots.release()
+            self.shutdown_request(request)
 
 
 class RestHandler(BaseHTTPRequestHandler):
@@ -91,6 +115,12 @@ class RestHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format, *args):  # noqa: A002  (the signature of BaseHTTPRequestHandler)
         logger.debug("%s %s", self.address_string(), format % args)
+
+    def send_error(self, code, message=None, explain=None):
+        """http.server's own refusals (a request line over 64 kB: 414, a malformed request: 400) as JSON too."""
+        self._body_read = True  # nothing of a body is read or expected after such a request line
+        self.close_connection = True
+        self._send_json(code, {"error": message or HTTPStatus(code).phrase})
 
     # --- routing ---
 
@@ -215,3 +245,16 @@ class RestHandler(BaseHTTPRequestHandler):
                 size -= len(chunk)
         except OSError:
             pass  # the client went away: nothing left to do
+
+
+class BusyHandler(RestHandler):
+    """A connection past the server's `max_connections`: its request is answered 503 (UNAVAILABLE), in JSON."""
+
+    def handle(self):
+        self.close_connection = True
+        self._body_read = False
+        self.raw_requestline = self.rfile.readline(65537)
+        if self.raw_requestline and self.parse_request():
+            message = (f"the server is serving {self.server.max_connections} connections already "
+                       "(--rest-max-connections): try again")
+            self._send_json(HTTPStatus.SERVICE_UNAVAILABLE, {"error": message})

@@ -14,11 +14,13 @@ accept and reject exactly the same requests, with the same messages:
 
 import base64
 import binascii
+import math
 import re
 
 import numpy as np
 import tensorflow as tf
 from google.protobuf import json_format
+from tensorflow.core.framework import types_pb2
 from tensorflow.core.protobuf import error_codes_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2
 
@@ -34,7 +36,7 @@ HTTP_STATUS = {
     "ALREADY_EXISTS": 409,
     "PERMISSION_DENIED": 403,
     "UNAUTHENTICATED": 401,
-    "RESOURCE_EXHAUSTED": 429,
+    "RESOURCE_EXHAUSTED": 413,  # the server's limits (request size, --max-batch): the request is too large
     "FAILED_PRECONDITION": 400,
     "ABORTED": 409,
     "OUT_OF_RANGE": 400,
@@ -162,11 +164,12 @@ def check_input_names(names, specs):
         )
 
 
-def check_inputs(arrays, specs):
+def check_inputs(arrays, specs, max_batch=None):
     """Rejects (INVALID_ARGUMENT) NumPy inputs that do not fit the signature's TensorSpecs, before any TF runs.
 
     Checks the input names, each input's dtype and shape, and that the inputs whose first dimension is the
-    signature's batch dimension (None) agree on it. Messages name the input.
+    signature's batch dimension (None) agree on it. Messages name the input. A batch of more than `max_batch`
+    rows is RESOURCE_EXHAUSTED (REST 413).
     """
     check_input_names(arrays, specs)
     batch_sizes = {}
@@ -191,16 +194,62 @@ def check_inputs(arrays, specs):
     if len(set(batch_sizes.values())) > 1:
         sizes = ", ".join(f"{name}: {size}" for name, size in sorted(batch_sizes.items()))
         raise ServingError(INVALID_ARGUMENT, f"inputs must have the same batch size (dimension 0), got {sizes}")
+    if max_batch is not None and batch_sizes and max(batch_sizes.values()) > max_batch:
+        raise ServingError("RESOURCE_EXHAUSTED", f"{max(batch_sizes.values())} rows in one request, over the limit "
+                                                 f"of {max_batch} (--max-batch)")
 
 
 # --- TensorProto ----------------------------------------------------------------------------------------------
 
 
+# The TensorProto value field of each dtype the server accepts (types.proto); others (resource, variant,
+# complex, quantized) are refused.
+_VALUE_FIELDS = {
+    types_pb2.DT_FLOAT: "float_val", types_pb2.DT_DOUBLE: "double_val", types_pb2.DT_INT32: "int_val",
+    types_pb2.DT_UINT8: "int_val", types_pb2.DT_INT16: "int_val", types_pb2.DT_INT8: "int_val",
+    types_pb2.DT_UINT16: "int_val", types_pb2.DT_STRING: "string_val", types_pb2.DT_INT64: "int64_val",
+    types_pb2.DT_BOOL: "bool_val", types_pb2.DT_HALF: "half_val", types_pb2.DT_BFLOAT16: "half_val",
+    types_pb2.DT_UINT32: "uint32_val", types_pb2.DT_UINT64: "uint64_val",
+}
+
+
+def check_tensor_proto(name, proto):
+    """Refuses (INVALID_ARGUMENT) a TensorProto whose dtype is not a plain one, or whose declared shape does not
+    hold exactly the values it carries, before any array is built: a tiny request must not expand into a huge
+    array (a declared shape [1, 200000000] with no values), nor one WAV into 1,024 (shape [1024], one value)."""
+    if proto.dtype not in _VALUE_FIELDS:
+        dtype = types_pb2.DataType.Name(proto.dtype) if proto.dtype in types_pb2.DataType.values() else proto.dtype
+        raise ServingError(INVALID_ARGUMENT, f'input "{name}": unsupported dtype {dtype}')
+    if proto.tensor_shape.unknown_rank:
+        raise ServingError(INVALID_ARGUMENT, f'input "{name}": the TensorProto has no shape (unknown rank)')
+    dims = [dim.size for dim in proto.tensor_shape.dim]
+    if any(size < 0 for size in dims):
+        raise ServingError(INVALID_ARGUMENT, f'input "{name}": a negative dimension in the shape {dims}')
+    elements = math.prod(dims)
+    if proto.tensor_content:
+        if proto.dtype == types_pb2.DT_STRING:
+            raise ServingError(INVALID_ARGUMENT, f'input "{name}": strings must be sent in string_val')
+        itemsize = tf.dtypes.as_dtype(proto.dtype).size
+        sent, needed = len(proto.tensor_content), elements * itemsize
+        if sent != needed:
+            raise ServingError(INVALID_ARGUMENT, f'input "{name}": the shape {dims} needs {needed} bytes of '
+                                                 f"tensor_content, {sent} were sent")
+        return
+    sent = len(getattr(proto, _VALUE_FIELDS[proto.dtype]))
+    if proto.dtype in (types_pb2.DT_HALF, types_pb2.DT_BFLOAT16):
+        sent = len(proto.half_val)
+    if sent != elements:
+        raise ServingError(INVALID_ARGUMENT, f'input "{name}": the shape {dims} holds {elements} values, '
+                                             f"{sent} were sent")
+
+
 def tensor_proto_to_array(name, proto):
-    """A request's TensorProto as a NumPy array (strings as an object array of bytes)."""
+    """A request's TensorProto as a NumPy array (strings as an object array of bytes), once `check_tensor_proto`
+    accepts it."""
+    check_tensor_proto(name, proto)
     try:
         return tf.make_ndarray(proto)
-    except (TypeError, ValueError) as error:
+    except (TypeError, ValueError, KeyError) as error:
         raise ServingError(INVALID_ARGUMENT, f'input "{name}": malformed TensorProto ({error})') from None
 
 
@@ -236,10 +285,13 @@ def _json_bytes(name, item):
 
 
 def _json_to_strings(name, value):
-    array = np.array(value, dtype=object)
-    strings = np.empty(array.shape, dtype=object)
-    for index, item in np.ndenumerate(array):
-        strings[index] = _json_bytes(name, item)
+    try:
+        array = np.array(value, dtype=object)
+        strings = np.empty(array.shape, dtype=object)
+        for index, item in np.ndenumerate(array):
+            strings[index] = _json_bytes(name, item)
+    except (ValueError, RuntimeError) as error:  # ragged, or nested deeper than NumPy's 32 dimensions
+        raise ServingError(INVALID_ARGUMENT, f'input "{name}": not a tensor of strings ({error})') from None
     return strings
 
 
@@ -252,9 +304,10 @@ def json_to_array(name, value, dtype):
         return _json_to_strings(name, value)
     try:
         array = np.array(value)
-    except ValueError:
+    except ValueError as error:
         raise ServingError(
-            INVALID_ARGUMENT, f'input "{name}": the nested lists are ragged (not all the same length)'
+            INVALID_ARGUMENT, f'input "{name}": the nested lists are ragged (not all the same length) or nested '
+                              f"deeper than 32 dimensions ({error})"
         ) from None
     if array.size == 0:
         return array.astype(dtype.as_numpy_dtype)
