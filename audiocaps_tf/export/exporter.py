@@ -77,8 +77,9 @@ def export_model(model, model_base, version=None, beam_size=None, max_length=Non
     either: the model's own setting, as `generate` and `python -m audiocaps_tf.caption` default to (recorded
     resolved in the metadata). max_seconds: the longest file the `caption_segments` signature takes. The SavedModel gets the signatures of `serving_graph`, warm-up requests, and
     `audiocaps_tf_export.json` in assets.extra/; before it is published
-    its captions of the warm-up clips are checked against the Keras model's `generate`. MODEL_BASE/model.keras
-    (and model-<version>.keras) get the Keras model. `log` receives progress messages.
+    its captions of the warm-up clips are checked against the Keras model's `generate`. The Keras model goes into
+    the version (assets.extra/model.keras) before it is published; MODEL_BASE/model-<version>.keras and
+    MODEL_BASE/model.keras link to it. `log` receives progress messages.
     """
     _check_exportable(model)
     beam_size, no_repeat_ngram_size = model.resolve_beam(beam_size), model.resolve_no_repeat(no_repeat_ngram_size)
@@ -101,9 +102,11 @@ def export_model(model, model_base, version=None, beam_size=None, max_length=Non
         problems = check_warmup(tf.saved_model.load(str(staging)), logs)
         if problems:
             raise ExportError("the SavedModel does not caption as the Keras model:\n  " + "\n  ".join(problems))
+        log("saving the Keras model into the version")
+        model_base_dir.save_keras_model(model, staging)
         model_base_dir.publish(staging, final)
     except BaseException:
         model_base_dir.discard(staging)
         raise
-    model_base_dir.save_keras_model(model, model_base, version)
+    model_base_dir.link_keras_models(model_base)
     return ExportResult(version, final, pathlib.Path(model_base) / model_base_dir.KERAS_MODEL_FILE, len(logs))
