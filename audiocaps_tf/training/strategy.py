@@ -10,7 +10,10 @@
                              "task": {"type": "worker", "index": 0}}'
                  Worker 0 (or the "chief" task) is the chief: it writes the run directory; the others write
                  theirs to RUN_DIR/workers/<index>/ (Keras needs every worker to save, see `is_chief`).
-                 Not tested here (no second host).
+                 The strategy now starts (it is made before TensorFlow runs anything), but Keras 3's
+                 `Model.fit` cannot train under it yet (keras-team/keras#20329, #20585: fit reduces a whole
+                 dict of inputs with `strategy.reduce`, and averages scalar losses over axis 0); a custom
+                 training loop is the way. Not usable yet.
 
 Keras 3 builds and compiles the model inside `strategy.scope()`; `--batch-size` is per replica and the global
 batch is `batch_size * strategy.num_replicas_in_sync` (the learning rate is not scaled).
@@ -35,7 +38,15 @@ def _names(device_type):
 
 
 def make_strategy(name="auto"):
-    """The `tf.distribute.Strategy` for a `--strategy` name (see the module docstring)."""
+    """The `tf.distribute.Strategy` for a `--strategy` name (see the module docstring).
+
+    Multi-worker collectives must be configured before TensorFlow starts its runtime: that strategy is made before
+    anything here (or in `fit` before it) lists devices or runs an op."""
+    if name == "multiworker":
+        if not os.environ.get("TF_CONFIG"):
+            raise StrategyError("--strategy multiworker reads the cluster from the TF_CONFIG environment variable, "
+                                "which is not set (see `python -m audiocaps_tf.fit --help`)")
+        return tf.distribute.MultiWorkerMirroredStrategy()
     gpus, cpus = _names("GPU"), _names("CPU")
     if name == "auto":
         if len(gpus) > 1:
@@ -48,11 +59,6 @@ def make_strategy(name="auto"):
             return tf.distribute.MirroredStrategy(gpus)
         # NCCL is for GPUs; CPU replicas reduce through one device.
         return tf.distribute.MirroredStrategy(cpus, cross_device_ops=tf.distribute.ReductionToOneDevice())
-    if name == "multiworker":
-        if not os.environ.get("TF_CONFIG"):
-            raise StrategyError("--strategy multiworker reads the cluster from the TF_CONFIG environment variable, "
-                                "which is not set (see `python -m audiocaps_tf.fit --help`)")
-        return tf.distribute.MultiWorkerMirroredStrategy()
     raise StrategyError(f"unknown strategy {name!r}; choose from {', '.join(STRATEGIES)}")
 
 
@@ -90,3 +96,4 @@ def describe(strategy):
         devices = ()
     return (f"{type(strategy).__name__} with {strategy.num_replicas_in_sync} replica(s)"
             + (f" on {', '.join(devices)}" if devices else ""))
+
