@@ -15,6 +15,10 @@ show next to the audio. --out FILE writes everything to FILE; --out DIR (an exis
 of several files) writes DIR/<file name>.<tsv|jsonl|srt|vtt>; existing files are kept unless --overwrite.
 --no-segments captions the first window only, with a warning for a file that is longer.
 
+A file that is digital silence (no sample reaches one 16-bit step, -90 dBFS) or shorter than MIN_SECONDS (1 s,
+zero-padded to the window) still gets a caption, but with a warning on stderr, and its JSON records carry
+"notices": ["silent"] / ["short"]: such captions describe the padding, not a sound.
+
 Any format `audiocaps_tf.audio.load_audio` reads (WAV, FLAC, OGG, MP3; m4a and others with ffmpeg) at any sample
 rate and channel count. A file that cannot be read is reported on stderr (`error: PATH: cause`; a file damaged
 part-way keeps the segments before the damage) and the others are still captioned; the exit status is then 1.
@@ -33,6 +37,8 @@ from audiocaps_tf.caption_formats import FORMATS, CaptionOutput, render
 
 HELP = "caption audio files of any length with a trained model"
 BATCH_SIZE = 16  # windows decoded at a time
+MIN_SECONDS = 1.0  # shorter files get a "short" notice
+SILENCE_PEAK = 1.0 / 32768  # a file whose every sample is below one 16-bit step is "silent"
 PROGRESS_SECONDS = 60.0  # files longer than this get a progress bar on stderr
 
 
@@ -96,6 +102,34 @@ def _tagged_windows(paths, window, hop, max_windows):
             yield index, err
 
 
+def _watch_peaks(items, peaks):
+    """`items` unchanged, with each file's largest absolute sample recorded in `peaks` {index: peak} on the way."""
+    import numpy as np
+
+    from audiocaps_tf.audio.windows import Window
+
+    for index, value in items:
+        if isinstance(value, Window) and value.end > value.start:
+            peak = float(np.max(np.abs(value.samples[: value.end - value.start])))
+            peaks[index] = max(peaks.get(index, 0.0), peak)
+        yield index, value
+
+
+def notices_of(seconds, peak):
+    """("silent", "short") as they apply to a file of `seconds` whose largest absolute sample is `peak`."""
+    return tuple(name for name, holds in (("silent", peak < SILENCE_PEAK), ("short", seconds < MIN_SECONDS))
+                 if holds)
+
+
+def _warn(path, notices, seconds):
+    if "silent" in notices:
+        print(f"warning: {path} is digital silence (no sample reaches -90 dBFS): its caption describes silence",
+              file=sys.stderr, flush=True)
+    if "short" in notices:
+        print(f"warning: {path} is {seconds:.2f} s long, under {MIN_SECONDS:g} s: it was zero-padded, and its "
+              "caption says little about it", file=sys.stderr, flush=True)
+
+
 def _report(path, err):
     message = str(err) if path in str(err) else f"{path}: {err}"  # AudioError names the file
     print(f"error: {message}", file=sys.stderr, flush=True)
@@ -112,7 +146,8 @@ def caption_files(model, paths, beam_size=None, output_format="tsv", no_repeat_n
     output = output or CaptionOutput(None, output_format, paths, overwrite=False)
     window_samples, hop_samples = window_lengths(window, hop)
     window_seconds = window_samples / params.SAMPLE_RATE
-    items = _tagged_windows(paths, window_samples, hop_samples, None if segments else 1)
+    peaks = {}
+    items = _watch_peaks(_tagged_windows(paths, window_samples, hop_samples, None if segments else 1), peaks)
     failures = 0
     captioned = caption_windows(model, items, beam_size, no_repeat_ngram_size, BATCH_SIZE)
     for index, values in itertools.groupby(captioned, key=lambda pair: pair[0]):
@@ -131,9 +166,11 @@ def caption_files(model, paths, beam_size=None, output_format="tsv", no_repeat_n
                                 leave=False, disable=seconds <= PROGRESS_SECONDS or not segments)
         if bar is not None:
             bar.close()
+        notices = notices_of(seconds, peaks.get(index, 0.0)) if found and error is None else ()
         if found:
             single_window = not segments or seconds <= window_seconds
-            output.add(path, render(output_format, path, list(merge_segments(found)), single_window))
+            output.add(path, render(output_format, path, list(merge_segments(found)), single_window, notices))
+        _warn(path, notices, seconds)
         if error is not None:
             failures += 1
             _report(path, error)

@@ -26,16 +26,19 @@ def _timestamp(seconds, separator):
     return f"{hours:02d}:{minutes:02d}:{whole:02d}{separator}{fraction:03d}"
 
 
-def render(output_format, path, segments, single_window=False):
+def render(output_format, path, segments, single_window=False, notices=()):
     """The text of one file's segments in `output_format`; `single_window`: the file fits in one window (TSV then
-    keeps the two-column line of version 0.1)."""
+    keeps the two-column line of version 0.1). `notices` ("silent", "short"): JSON records carry them as
+    "notices" (the other formats leave them to the warnings on stderr)."""
     if output_format == "tsv":
         if single_window and len(segments) == 1:
             return f"{path}\t{segments[0].caption}\n"
         return "".join(f"{path}\t{s.start:.3f}\t{s.end:.3f}\t{s.caption}\n" for s in segments)
     if output_format == "json":
+        marked = {"notices": list(notices)} if notices else {}
         return "".join(json.dumps({"path": path, "start": round(s.start, 3), "end": round(s.end, 3),
-                                   "caption": s.caption, "score": round(s.score, 4)}, ensure_ascii=False) + "\n"
+                                   "caption": s.caption, "score": round(s.score, 4), **marked},
+                                  ensure_ascii=False) + "\n"
                        for s in segments)
     if output_format == "srt":
         return "".join(f"{number}\n{_timestamp(s.start, ',')} --> {_timestamp(s.end, ',')}\n{s.caption}\n\n"
