@@ -67,10 +67,11 @@ def audio_files(tmp_path_factory):
     directory = tmp_path_factory.mktemp("audio")
     tone = 0.3 * np.sin(np.arange(8000) * 2 * np.pi * 440 / 16000)
     paths = {"mono": directory / "mono.wav", "stereo": directory / "stereo.wav", "flac": directory / "tone.flac",
-             "garbage": directory / "garbage.mp3"}
+             "garbage": directory / "garbage.mp3", "ulaw": directory / "telephone.wav"}
     soundfile.write(paths["mono"], tone, 16000, subtype="PCM_16")
     soundfile.write(paths["stereo"], np.stack([tone, -tone], axis=1)[:7000], 22050, subtype="PCM_16")
     soundfile.write(paths["flac"], tone[::-1], 16000, subtype="PCM_16")
+    soundfile.write(paths["ulaw"], tone[:6000], 8000, subtype="ULAW")  # a WAV the graph does not decode
     paths["garbage"].write_bytes(b"this is no audio file " * 20)
     return {name: str(path) for name, path in paths.items()}
 
@@ -147,6 +148,9 @@ def test_caption_files_sends_wav_bytes_and_decodes_other_formats(client, referen
     assert [path for path, _ in results] == paths
     assert [outcome["caption"] for _, outcome in results] == [
         _bytes_caption(paths[0]), _decoded(reference, paths[1])["caption"], _bytes_caption(paths[2])]
+    # A mu-law WAV (which `caption` reads) is decoded here and sent as a waveform, not refused.
+    ((_, telephone),) = client.caption_files([audio_files["ulaw"]])
+    assert telephone == _decoded(reference, audio_files["ulaw"])
 
     decoded = client.caption_files(paths, signature="caption_waveform")
     assert [outcome for _, outcome in decoded] == [_decoded(reference, path) for path in paths]

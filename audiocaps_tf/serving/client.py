@@ -80,6 +80,25 @@ def is_wav(data):
     return len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WAVE"
 
 
+# The WAV encodings the exported graph decodes (audio/graph.py: PCM 8/16/24/32-bit, IEEE float 32/64-bit).
+GRAPH_WAV_SUBTYPES = frozenset({"PCM_U8", "PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE"})
+
+
+def graph_decodes(data):
+    """Whether the SavedModel decodes the file `data` itself: a WAV in one of GRAPH_WAV_SUBTYPES (mu-law, A-law or
+    ADPCM WAVs, which `caption` reads, are decoded by the client instead)."""
+    if not is_wav(data):
+        return False
+    import io
+
+    import soundfile
+
+    try:
+        return soundfile.info(io.BytesIO(data)).subtype in GRAPH_WAV_SUBTYPES
+    except (RuntimeError, soundfile.LibsndfileError):
+        return True  # a damaged WAV: the server's decoder says what is wrong with it
+
+
 def pad_waveforms(waveforms):
     """1-D waveforms as one float32 [batch, longest] array, each zero-padded at the end."""
     arrays = [np.asarray(waveform, dtype=np.float32) for waveform in waveforms]
@@ -170,7 +189,7 @@ class _CaptionClient:
                         waveform_jobs.append((position, load_audio(path)))
                         continue
                     data = pathlib.Path(path).read_bytes()
-                    if signature is None and not is_wav(data):
+                    if signature is None and not graph_decodes(data):
                         waveform_jobs.append((position, load_audio(path)))
                     else:
                         wav_jobs.append((position, data))
