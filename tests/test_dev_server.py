@@ -106,8 +106,9 @@ def save_tiny_captioner(version_dir):
     return version_dir
 
 
-def wait_for(condition, what, timeout=TIMEOUT):
-    """Polls `condition` until it is true; fails the test after `timeout` seconds."""
+def wait_for(condition, what, timeout=PROCESS_TIMEOUT):
+    """Polls `condition` until it is true; fails the test after `timeout` seconds (a guard against a hang, not a
+    speed limit: generous enough for a loaded machine)."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:

@@ -5,10 +5,10 @@ call only, "down" always fail with a network error, "hang" sleep past the timeou
 audio; the others get an 11 s 44.1 kHz stereo WAV copied where --output says. The real ffmpeg converts it.
 """
 
-import _thread
 import csv
 import json
 import os
+import signal
 import pathlib
 import stat
 import subprocess
@@ -63,8 +63,12 @@ FAKE_YT_DLP = textwrap.dedent(
         sys.stderr.write("[youtube] " + video_id + ": Downloading webpage\\n")
         sys.stderr.write("ERROR: [youtube] " + video_id + ": Unable to download webpage: <urlopen error [Errno 104] Connection reset by peer>\\n")
         sys.exit(1)
-    if "hang" in video_id:
-        time.sleep(60)
+    if "hang" in video_id:  # until it is killed: the pid tells the test that it runs, and which process to check
+        with open(os.path.join(state, "hang.pid.partial"), "w") as f:
+            f.write(str(os.getpid()))
+        os.replace(os.path.join(state, "hang.pid.partial"), os.path.join(state, "hang.pid"))
+        while True:
+            time.sleep(1)
     output = argv[argv.index("--output") + 1].replace("%(ext)s", "wav")
     if "junk" in video_id:
         with open(output, "wb") as f:
@@ -122,6 +126,11 @@ def env(tmp_path, monkeypatch, source_wav):
             log = state / "calls.jsonl"
             calls = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
             return [c for c in calls if video_id is None or c[-1].endswith("v=" + video_id)]
+
+        def hanging_pid(self):
+            """The pid of the hanging fake yt-dlp once it runs, else None."""
+            path = state / "hang.pid"
+            return int(path.read_text()) if path.exists() else None
 
         def missing(self):
             with open(self.out / "missing.csv", newline="", encoding="utf-8") as f:
@@ -226,42 +235,49 @@ def test_download_that_is_not_audio_is_never_placed(env):
     assert list(env.audio.iterdir()) == []
 
 
+def _is_gone(pid):
+    """Whether process `pid` has ended and been reaped (a zombie still answers signal 0)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
 def test_timeout_kills_the_download(env):
     data_dir = env.out
     data_dir.mkdir()
     clips = {"val": [Clip("hangVal0001", 0, ("c",), ("1",))]}
-    started = time.monotonic()
-    download.download_audio(data_dir, clips, attempts=1, timeout=0.5, progress=False)
-    assert time.monotonic() - started < 20
+    download.download_audio(data_dir, clips, attempts=1, timeout=0.5, progress=False)  # it never ends by itself
     assert env.missing()[0]["reason"] == "yt-dlp timed out after 0.5 s"
+    assert _is_gone(env.hanging_pid())  # killed and reaped, not left running
     assert list(env.audio.iterdir()) == []
 
 
 def test_interrupt_kills_downloads_and_keeps_missing_csv_true(env, capsys):
+    """A real SIGINT (what Ctrl-C sends) once the good clip is in place and the "hang" download runs; the hang never
+    ends by itself, so only the interrupt can end the run (no timing involved: --timeout is a hang guard)."""
     env.out.mkdir()
     _write_csv(env.out / "val.csv", [("1", "okVal000001", "0", "c"), ("2", "hangVal0001", "0", "c")])
     with open(env.out / "missing.csv", "w", newline="") as f:  # what an earlier run knew about the hanging clip
         f.write("youtube_id,start_time,split,reason\nhangVal0001,0,val,ERROR: earlier\n")
     done = threading.Event()
 
-    def press_ctrl_c_once_hanging():  # once the good clip is in place and the "hang" download runs
-        deadline = time.monotonic() + 30
-        while not done.is_set() and time.monotonic() < deadline:
-            if (env.audio / "okVal000001_0.flac").exists() and env.calls("hangVal0001"):
-                break
-            time.sleep(0.05)
-        if not done.is_set():
-            _thread.interrupt_main()
+    def press_ctrl_c_once_hanging():
+        while not done.is_set():
+            if (env.audio / "okVal000001_0.flac").exists() and env.hanging_pid() is not None:
+                os.kill(os.getpid(), signal.SIGINT)
+                return
+            done.wait(0.05)
 
     presser = threading.Thread(target=press_ctrl_c_once_hanging)
     presser.start()
-    started = time.monotonic()
     try:
-        assert env.run("--splits", "val", "--timeout", "60", "--attempts", "1") == 130
+        assert env.run("--splits", "val", "--timeout", "600", "--attempts", "1") == 130
     finally:
         done.set()
         presser.join()
-    assert time.monotonic() - started < 20  # the hanging yt-dlp was killed, not waited for
+    assert _is_gone(env.hanging_pid())  # the hanging yt-dlp was killed, not waited for
     assert "Run the same command again to resume" in capsys.readouterr().err
     _assert_clip_file(env.audio / "okVal000001_0.flac")
     # The interrupted clip is neither reported missing for the interrupt nor forgotten.

@@ -3,7 +3,6 @@
 import hashlib
 import os
 import socket
-import time
 import types
 import urllib.request
 
@@ -195,10 +194,8 @@ def test_offline_with_empty_cache_says_how_to_supply_the_weights(tmp_path, monke
     for var in ("NO_PROXY", "no_proxy"):
         monkeypatch.delenv(var, raising=False)
 
-    start = time.monotonic()
     with pytest.raises(VGGishWeightsUnavailableError) as error:
         load_vggish_weights(VGGish(outputs="conv3"))
-    assert time.monotonic() - start < 30
     message = str(error.value)
     module_dir = cache_dir / hashlib.sha1(params.VGGISH_HUB_HANDLE.encode("utf8")).hexdigest()
     for needle in (
