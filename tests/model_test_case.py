@@ -13,6 +13,22 @@ def _np(x):
     return keras.ops.convert_to_numpy(x)
 
 
+def save_tiny_demo_captioner(path, seed, max_caption_length):
+    """An untrained tiny tempatt-mfcc-lstm over the demo captions' words, saved to `path`. Seeded: its weights must
+    not depend on the tests that ran before in this process (some random weights leave two words nearly tied, and
+    a batch of other windows then tips the choice)."""
+    from audiocaps_tf.data import demo
+    from audiocaps_tf.models import build_captioner
+    from audiocaps_tf.tokens.vocabulary import build_vocabulary
+
+    keras.utils.set_random_seed(seed)
+    vocabulary = build_vocabulary([c for spec in demo.clip_specs(20, 0) for c in demo.describe(spec, 1)])
+    model = build_captioner("tempatt-mfcc-lstm", vocabulary, units=8, embedding_dim=8,
+                            max_caption_length=max_caption_length)
+    model.save(path)
+    return path
+
+
 def run_captioner_test(model, inputs, targets, tmp_path, max_length=6):
     """Checks `model` (a built captioner, with its index set if it needs one) on a batch (`inputs`, `targets`).
 

@@ -3,27 +3,20 @@ stderr, and "notices" in its JSON records; a normal sound gets neither."""
 
 import json
 
-import keras
 import numpy as np
 import pytest
 import soundfile
 
+from model_test_case import save_tiny_demo_captioner
 from audiocaps_tf import caption
 from audiocaps_tf.data import demo
-from audiocaps_tf.models import build_captioner
-from audiocaps_tf.tokens.vocabulary import build_vocabulary
 
 RATE = 16000
 
 
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory):
-    keras.utils.set_random_seed(4)
-    vocabulary = build_vocabulary([c for spec in demo.clip_specs(20, 0) for c in demo.describe(spec, 1)])
-    model = build_captioner("tempatt-mfcc-lstm", vocabulary, units=8, embedding_dim=8, max_caption_length=8)
-    path = tmp_path_factory.mktemp("model") / "tiny.keras"
-    model.save(path)
-    return path
+    return save_tiny_demo_captioner(tmp_path_factory.mktemp("model") / "tiny.keras", seed=4, max_caption_length=8)
 
 
 @pytest.fixture(scope="module")

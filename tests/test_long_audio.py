@@ -4,20 +4,17 @@ import io
 import json
 import tracemalloc
 
-import keras
 import numpy as np
 import pytest
 import soundfile
 import srt
 import webvtt
 
+from model_test_case import save_tiny_demo_captioner
 from audiocaps_tf import caption, params
 from audiocaps_tf.audio.loading import AudioError, load_audio
 from audiocaps_tf.audio.stream import open_audio_stream
 from audiocaps_tf.audio.windows import windows
-from audiocaps_tf.data import demo
-from audiocaps_tf.models import build_captioner
-from audiocaps_tf.tokens.vocabulary import build_vocabulary
 
 RATE = params.SAMPLE_RATE
 CLIP = int(params.CLIP_SECONDS * RATE)
@@ -25,15 +22,8 @@ CLIP = int(params.CLIP_SECONDS * RATE)
 
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory):
-    """An untrained tiny tempatt-mfcc-lstm, saved; its captions and scores differ from clip to clip. Seeded: the
-    weights must not depend on the tests that ran before in this process (some random weights leave two words
-    nearly tied, and a batch of other windows then tips the choice)."""
-    keras.utils.set_random_seed(2)
-    vocabulary = build_vocabulary([c for spec in demo.clip_specs(20, 0) for c in demo.describe(spec, 1)])
-    model = build_captioner("tempatt-mfcc-lstm", vocabulary, units=8, embedding_dim=8, max_caption_length=12)
-    path = tmp_path_factory.mktemp("model") / "tiny.keras"
-    model.save(path)
-    return path
+    """An untrained tiny tempatt-mfcc-lstm, saved; its captions and scores differ from clip to clip."""
+    return save_tiny_demo_captioner(tmp_path_factory.mktemp("model") / "tiny.keras", seed=2, max_caption_length=12)
 
 
 @pytest.fixture(scope="module")
