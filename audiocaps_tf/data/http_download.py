@@ -5,7 +5,7 @@
 The bytes go to `target` + ".part" first (kept when the transfer breaks, so the next run asks the server for the
 rest with `Range: bytes=N-`); the file gets its name only once its MD5 sum is the expected one. A finished file
 whose sum is wrong is removed and fetched once more from its first byte; a second wrong sum is an error naming the
-file and both sums. A server that ignores the Range header (200 instead of 206) sends the whole file again, and
+URL and both sums. A server that ignores the Range header (200 instead of 206) sends the whole file again, and
 the part file is restarted rather than appended to.
 """
 
@@ -90,7 +90,7 @@ def fetch_verified(url, target, md5, timeout=TIMEOUT):
                                 f"overwritten: remove it and run again")
     target.parent.mkdir(parents=True, exist_ok=True)
     part = target.with_name(target.name + PART_SUFFIX)
-    for attempt in (1, 2):
+    for _ in range(2):
         _transfer(url, part, target.name, timeout)
         found = md5_of(part)
         if found == md5:

@@ -236,8 +236,6 @@ def check_tensor_proto(name, proto):
                                                  f"tensor_content, {sent} were sent")
         return
     sent = len(getattr(proto, _VALUE_FIELDS[proto.dtype]))
-    if proto.dtype in (types_pb2.DT_HALF, types_pb2.DT_BFLOAT16):
-        sent = len(proto.half_val)
     if sent != elements:
         raise ServingError(INVALID_ARGUMENT, f'input "{name}": the shape {dims} holds {elements} values, '
                                              f"{sent} were sent")
