@@ -4,17 +4,20 @@
         soundfile.write(temporary, ...)      it is renamed onto `path` when the block ends, removed if it raises
     write_text_atomically(path, text)        the common case
     place_without_overwrite(source, target)  a finished file gets its name only if nothing has it yet
+    with exclusive_lock(path):               one process at a time builds what `path` names (a shared cache)
 
 The temporary name is `path` + ".partial" beside it (one file system, so the rename is atomic); commands that
 resume (`prepare`, `data demo`) recognise and remove such leftovers of an interrupted run.
 """
 
 import contextlib
+import fcntl
 import os
 import pathlib
 import shutil
 
-__all__ = ["PARTIAL_SUFFIX", "atomic_path", "write_text_atomically", "write_bytes_atomically", "place_without_overwrite"]
+__all__ = ["PARTIAL_SUFFIX", "atomic_path", "write_text_atomically", "write_bytes_atomically", "place_without_overwrite",
+           "exclusive_lock"]
 
 PARTIAL_SUFFIX = ".partial"
 
@@ -73,3 +76,18 @@ def place_without_overwrite(source, target):
         return True
     os.unlink(source)
     return True
+
+
+@contextlib.contextmanager
+def exclusive_lock(path):
+    """Holds an exclusive `flock` on the file `path` + ".lock" (created if missing) while the block runs: two
+    processes building one cache entry (two training workers on one machine, say) take turns, and the second
+    finds the first's result complete. The lock goes with the process, so a killed holder never blocks others."""
+    lock_path = pathlib.Path(str(path) + ".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock_file, fcntl.LOCK_UN)

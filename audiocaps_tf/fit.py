@@ -42,8 +42,8 @@ with `--resume --out RUN_DIR` alone. A RUN_DIR holding anything else (another ru
 refused: runs are never overwritten.
 
 Distribution: --batch-size is per replica; --strategy mirrored trains on every GPU (or every logical CPU device)
-with the global batch scaled by the number of replicas; multiworker reads the cluster from TF_CONFIG (see
-`training/strategy.py`).
+with the global batch scaled by the number of replicas; multiworker (every worker with the same --out) reads
+the cluster from TF_CONFIG (see `training/strategy.py`).
 
 1NN models (1nn-mfcc, 1nn-vggish) are not trained: their "training" indexes the train clips' pooled features and
 captions; they are then scored like the others. VGGish models load pretrained VGGish weights from

@@ -23,6 +23,7 @@ import tensorflow as tf
 
 from audiocaps_tf import params
 from audiocaps_tf.features import prepare_features
+from audiocaps_tf.files import exclusive_lock
 from audiocaps_tf.data import demo, pipeline, prepare
 from audiocaps_tf.training.config import dataset_names
 
@@ -78,17 +79,27 @@ def prepared_directory(data, fields, run_dir, vggish_weights=None, workers=None,
         data_dir, out_dir = demo_paths(data["clips"], data["seed"], features, vggish_weights)
         if max_seconds != params.MAX_CLIP_SECONDS:  # a cache of its own, not one cut otherwise
             out_dir = out_dir.with_name(f"{out_dir.name}-max{max_seconds:g}s")
-        demo.make_demo_dataset(data_dir, data["clips"], seed=data["seed"], workers=workers, progress=progress)
-    elif kind == "data_dir":
+        # The cache is shared by the runs (and the training workers) of this machine: one builds, the others wait.
+        with exclusive_lock(data_dir):
+            demo.make_demo_dataset(data_dir, data["clips"], seed=data["seed"], workers=workers, progress=progress)
+        with exclusive_lock(out_dir):
+            _prepare_once(data_dir, out_dir, options)
+        return out_dir
+    if kind == "data_dir":
         data_dir, out_dir = pathlib.Path(data["path"]), pathlib.Path(run_dir) / name
         if vocabulary_dirs:
             options["vocabulary_dirs"] = vocabulary_dirs
     else:
         raise ValueError(f"unknown data kind {kind!r}")
+    _prepare_once(data_dir, out_dir, options)
+    return out_dir
+
+
+def _prepare_once(data_dir, out_dir, options):
+    """`prepare` of `data_dir` into `out_dir` unless a complete preparation is there."""
     manifest = out_dir / prepare.MANIFEST_FILE
     if not (manifest.is_file() and prepare.read_manifest(out_dir).get("complete")):
         prepare.prepare_dataset(data_dir, out_dir, **options)
-    return out_dir
 
 
 def clip_table(source):

@@ -15,6 +15,8 @@
                                    choice and both validation scores) with --average-checkpoints
     RUN_DIR/test_predictions.csv   youtube_id,start_time,caption: one row per test clip
     RUN_DIR/data/                  features prepared from --data-dir (`prepare`), when that was the data
+    RUN_DIR/workers/<index>/       --strategy multiworker, the workers that are not the chief: each one's
+                                   config.json and state.json (and backup/ while training), which resuming needs
 
 A directory is used when it does not exist, is empty, or holds an unfinished run (`state.json` status is not
 "complete") whose config.json equals the new run's options (those in `RESUMABLE_CHANGES` may differ): that run
@@ -34,6 +36,7 @@ __all__ = [
     "CONFIG_FILE",
     "STATE_FILE",
     "TOKENIZER_DIR",
+    "WORKERS_DIR",
     "BEST_MODEL_FILE",
     "BEST_CHECKPOINT_FILE",
     "AVERAGED_MODEL_FILE",
@@ -58,6 +61,7 @@ __all__ = [
 CONFIG_FILE = "config.json"
 STATE_FILE = "state.json"
 TOKENIZER_DIR = "tokenizer"
+WORKERS_DIR = "workers"
 BEST_MODEL_FILE = "best.keras"
 BEST_CHECKPOINT_FILE = "best_checkpoint.keras"
 AVERAGED_MODEL_FILE = "averaged.keras"
@@ -164,7 +168,8 @@ def open_run_dir(run_dir, options, resume=False, given=None, defaults=None):
         return merged, True
     if resume:
         raise RunDirError(f"--resume: {run_dir} holds no run to resume ({CONFIG_FILE} is missing)")
-    if run_dir.exists() and any(run_dir.iterdir()):
+    # (Workers of a multi-worker run on this machine may have made their WORKERS_DIR first.)
+    if run_dir.exists() and any(entry.name != WORKERS_DIR for entry in run_dir.iterdir()):
         raise RunDirError(f"{run_dir} is not empty and holds no run ({CONFIG_FILE} is missing): refusing to write "
                           "into it; choose a new --out")
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -8,12 +8,10 @@
     multiworker  MultiWorkerMirroredStrategy: every worker runs the same command with its own TF_CONFIG, e.g.
                  TF_CONFIG='{"cluster": {"worker": ["host1:12345", "host2:12345"]},
                              "task": {"type": "worker", "index": 0}}'
-                 Worker 0 (or the "chief" task) is the chief: it writes the run directory; the others write
-                 theirs to RUN_DIR/workers/<index>/ (Keras needs every worker to save, see `is_chief`).
-                 The strategy now starts (it is made before TensorFlow runs anything), but Keras 3's
-                 `Model.fit` cannot train under it yet (keras-team/keras#20329, #20585: fit reduces a whole
-                 dict of inputs with `strategy.reduce`, and averages scalar losses over axis 0); a custom
-                 training loop is the way. Not usable yet.
+                 Worker 0 (or the "chief" task) is the chief: it writes the run directory; the others keep
+                 only their options, state and backup in RUN_DIR/workers/<index>/ (see `is_chief`). The
+                 strategy is made before TensorFlow runs anything (collectives are configured at startup),
+                 and trains with `training/worker_loop.py` (Keras 3's `Model.fit` cannot run under it).
 
 Keras 3 builds and compiles the model inside `strategy.scope()`; `--batch-size` is per replica and the global
 batch is `batch_size * strategy.num_replicas_in_sync` (the learning rate is not scaled).

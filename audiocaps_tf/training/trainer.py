@@ -37,6 +37,7 @@ from audiocaps_tf.training.config import ADAM, FitConfig, FitError, default_batc
 from audiocaps_tf.training.data import AttributeOverride, clip_table, prepared_directory, training_stream
 from audiocaps_tf.training.losses import MaskedSmoothedCrossEntropy
 from audiocaps_tf.training.strategy import describe, is_chief, make_strategy, worker_index
+from audiocaps_tf.training.worker_loop import WorkerLostError, fit_across_workers
 
 __all__ = ["run", "run_directory", "has_tensorboard", "longest_caption", "training_inputs", "EVAL_BATCH_SIZE",
            "SAMPLE_CLIPS"]
@@ -264,6 +265,9 @@ def run_directory(config, out=None, resume=False):
 
 def _open_run(config, given, out, resume):
     """(run directory, FitConfig of the run, state, strategy); creates or reopens the directory."""
+    if out is None and config.strategy == "multiworker":
+        raise FitError("--strategy multiworker needs --out RUN_DIR, the same on every worker (a default name "
+                       "has the time each worker started)")
     run_dir = run_directory(config, out, resume)
     # The strategy first: a multi-worker non-chief task keeps its own state under RUN_DIR/workers/<index>.
     strategy_name = config.strategy
@@ -271,7 +275,7 @@ def _open_run(config, given, out, resume):
         strategy_name = run_dir_lib.read_config(run_dir).get("strategy", "auto")
     strategy = make_strategy(strategy_name)
     if not is_chief(strategy):
-        run_dir = run_dir / "workers" / str(worker_index())
+        run_dir = run_dir / run_dir_lib.WORKERS_DIR / str(worker_index())
     # What a run did before an option existed: the option's default (`FitConfig`'s new options are off by default).
     defaults = {field.name: field.default for field in dataclasses.fields(FitConfig)
                 if FitConfig.option_of(field) == field.name and field.default is not dataclasses.MISSING}
@@ -282,7 +286,7 @@ def _open_run(config, given, out, resume):
     return run_dir, config, run_dir_lib.read_state(run_dir), strategy
 
 
-def _open_data(run_dir, config, fields, workers):
+def _open_data(run_dir, config, fields, workers, save_tokenizer=True):
     """({"train": TFRecordSource, "val": {dataset: source}, "test": {dataset: source}}, caption vocabulary) of the
     run's data, prepared first when needed. One dataset is named None; several, by their directories' names, and
     their train splits are read as one source."""
@@ -298,7 +302,7 @@ def _open_data(run_dir, config, fields, workers):
         except ValueError as err:
             raise FitError(f"{err}: {config.model} reads {', '.join(fields)}") from None
     vocabulary = sources["train"].vocabulary
-    if not (run_dir / run_dir_lib.TOKENIZER_DIR).exists():
+    if save_tokenizer and not (run_dir / run_dir_lib.TOKENIZER_DIR).exists():
         vocabulary.save(run_dir / run_dir_lib.TOKENIZER_DIR)
     return sources, vocabulary
 
@@ -316,8 +320,11 @@ def run(config, given=None, out=None, resume=False, workers=None, callbacks=None
     run_dir, config, state, strategy = _open_run(config, given, out, resume)
     spec = get_spec(config.model)
     fields = _fields(spec, config)
-    sources, vocabulary = _open_data(run_dir, config, fields, workers)
+    sources, vocabulary = _open_data(run_dir, config, fields, workers, save_tokenizer=is_chief(strategy))
     if spec.is_retrieval:
+        if not is_chief(strategy):  # a 1NN index is built by one process: the chief
+            print(f"{config.model} trains nothing: the chief worker builds its index; this worker is done")
+            return 0
         _fit_retrieval(run_dir, state, spec, config, vocabulary, sources, fields)
         return 0
 
@@ -362,8 +369,8 @@ def run(config, given=None, out=None, resume=False, workers=None, callbacks=None
 
     best_path = run_dir / run_dir_lib.BEST_MODEL_FILE
     log_dir = run_dir / run_dir_lib.LOGS_DIR
-    tensorboard = has_tensorboard()
-    if not tensorboard:
+    tensorboard = has_tensorboard() and is_chief(strategy)  # other workers keep only what resuming needs
+    if not tensorboard and is_chief(strategy):
         print("warning: the tensorboard package is not installed: no TensorBoard logs (pip install tensorboard)",
               file=sys.stderr)
     if state.get("status") not in ("testing", "complete") and not state.get("stopped_early"):
@@ -393,8 +400,14 @@ def run(config, given=None, out=None, resume=False, workers=None, callbacks=None
         with warnings.catch_warnings():
             # Keras warns that its `shuffle` does not apply to a tf.data.Dataset (the pipeline shuffles).
             warnings.filterwarnings("ignore", message=".*shuffle=True.*")
-            model.fit(train_dataset, epochs=periods, steps_per_epoch=steps_per_period, callbacks=keras_callbacks,
-                      verbose=_verbose())
+            if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+                try:
+                    fit_across_workers(model, train_dataset, periods, steps_per_period, keras_callbacks, _verbose())
+                except WorkerLostError as err:
+                    raise FitError(str(err)) from None
+            else:
+                model.fit(train_dataset, epochs=periods, steps_per_epoch=steps_per_period,
+                          callbacks=keras_callbacks, verbose=_verbose())
         state = run_dir_lib.read_state(run_dir)
         state["train_seconds"] = state.get("train_seconds", 0.0) + (time.monotonic() - started)
         state["status"] = "testing"
