@@ -21,7 +21,7 @@ setup(
         "tensorboard>=2.20,<2.22",  # training logs (tf.summary)
         "numpy>=1.26",
         "soundfile>=0.12",
-        "soxr>=0.3",  # the high-quality resampler behind load_audio
+        "scipy>=1.10",  # the Kaiser window of audio.resampling
         "librosa>=0.10",
         "sentencepiece>=0.2",
         "pycocoevalcap>=1.2",
@@ -40,7 +40,8 @@ setup(
                  "nbclient>=0.10", "nbformat>=5.10",
                  # Parsers that read `caption --format srt|vtt` back, as a player would.
                  "srt>=3.5", "webvtt-py>=0.5",
-                 "py7zr>=0.20"],
+                 "py7zr>=0.20",
+                 "soxr>=0.3"],  # the reference the resampler was fitted to
     },
     classifiers=[
         "Programming Language :: Python :: 3",

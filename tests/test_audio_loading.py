@@ -215,9 +215,11 @@ def test_resampling_to_another_output_rate(tmp_path):
 def test_resampling_matches_librosa_load(example_paths):
     librosa = pytest.importorskip("librosa")
     path = example_paths[0]
-    expected, _ = librosa.load(path, sr=RATE, mono=True)  # res_type 'soxr_hq', like load_audio
+    expected, _ = librosa.load(path, sr=RATE, mono=True)  # res_type 'soxr_hq', which our filter was fitted to
     waveform = load_audio(path, duration=None)
-    np.testing.assert_allclose(waveform, np.clip(expected, -1, 1), rtol=0, atol=1e-6)
+    # Near soxr HQ, not equal: the filters differ in the top 0.6 kHz band (transition), a few 1e-4 at most.
+    np.testing.assert_allclose(waveform, np.clip(expected, -1, 1), rtol=0, atol=1e-3)
+    assert np.abs(waveform - np.clip(expected, -1, 1)).mean() < 2e-5
 
 
 @pytest.mark.parametrize("input_rate", [MIN_SAMPLE_RATE - 1, 4000, MAX_SAMPLE_RATE + 1, 384000])

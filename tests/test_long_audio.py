@@ -223,7 +223,7 @@ def test_a_long_file_is_never_read_whole(tmp_path):
         assert count == 6 * minutes
     decoded_whole = 240 * rate * 2 * 4  # float32 frames of the 4-minute file
     assert peaks[4] < 1.1 * peaks[1], f"peaks {peaks}: memory grows with the length"
-    assert peaks[4] < decoded_whole / 8, f"peak {peaks[4] / 1e6:.1f} MB"
+    assert peaks[4] < decoded_whole / 5, f"peak {peaks[4] / 1e6:.1f} MB"  # a few 10 s blocks, not the file
 
 
 def test_no_segments_captions_the_first_window_and_says_so(model, model_file, clips, long_file, capsys):

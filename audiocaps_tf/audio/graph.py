@@ -4,8 +4,8 @@ TF Serving loads nothing but core TF ops, so this module uses no tensorflow-io, 
 `numpy_function`. Every function works inside a `tf.function` whose inputs have unknown length (WAV
 bytes as a scalar `tf.string`; a waveform as float32 [None] with its rate as an int32 scalar known
 only at run time) and exports with `tf.saved_model.save`. `wav_to_waveform` mirrors
-`audiocaps_tf.audio.loading.load_audio` (soundfile decoding, mean of the channels, soxr "HQ"
-resampling, zero-padding or cutting at the end), so a model served from bytes sees the waveforms it
+`audiocaps_tf.audio.loading.load_audio` (soundfile decoding, mean of the channels, the resampling of
+`audio.resampling`, zero-padding or cutting at the end), so a model served from bytes sees the waveforms it
 was trained on. Bad input raises `tf.errors.InvalidArgumentError` with a message starting "audio:";
 it never turns into silence.
 """
@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from audiocaps_tf import params
+from audiocaps_tf.audio import resampling
 
 # --- WAV parsing ------------------------------------------------------------------------------------
 
@@ -278,21 +279,12 @@ def decode_wav(contents):
 
 # --- Resampling -------------------------------------------------------------------------------------
 
-# Windowed-sinc filter, fitted to the response of soxr "HQ" (what load_audio uses) over the whole band the
-# frontends look at, up to the output Nyquist frequency (the MFCC frontend's mel bands reach 8 kHz at
-# 16 kHz): flat (< 0.01 dB) to 0.925 of the output Nyquist frequency (7.4 kHz), then within 0.4 dB of
-# soxr down to -25 dB (7.8 kHz) and within 2 dB down to -110 dB (7.99 kHz); >= 120 dB down beyond it,
-# so nothing aliases. (A gentler filter, -60 dB at 8 kHz, changed the top MFCC bands by several dB and
-# the captions of 5 of the 13 example clips.)
-_ROLLOFF = 0.957  # cutoff (-6 dB) as a fraction of the lower Nyquist frequency of the two rates
-_ZERO_CROSSINGS = 96  # of the sinc on each side of the centre (the window spans 96 / cutoff input samples)
-_KAISER_BETA = 13.5
+# The filter of `audio.resampling` (its docstring says what and why), in core ops.
+_ROLLOFF, _ZERO_CROSSINGS, _KAISER_BETA = resampling.ROLLOFF, resampling.ZERO_CROSSINGS, resampling.KAISER_BETA
 # Taps gathered per block of output samples (times the batch size): bounds memory to ~1 MB per
 # float32 tensor of the block, whatever the input rate.
 _BLOCK_TAPS = 1 << 18
-# Largest polyphase kernel (float32 weights) built for a pair of rates; beyond it (rates whose ratio has a long
-# period, such as 44101 Hz) the blockwise gather path is used.
-_MAX_POLYPHASE_WEIGHTS = 1 << 22
+_MAX_POLYPHASE_WEIGHTS = resampling.MAX_POLYPHASE_WEIGHTS  # beyond it, the blockwise gather path
 
 
 def _gcd(a, b):
@@ -436,8 +428,7 @@ def resample(waveform, input_rate, output_rate=params.SAMPLE_RATE):
     (computed exactly in int64), interpolated from the input samples within 96 zero crossings of a
     sinc at cutoff 0.957 * min(1, output_rate / input_rate) of the input Nyquist frequency
     (anti-aliasing when downsampling), Kaiser window with beta 13.5; samples beyond both ends count as
-    zeros. This follows soxr "HQ" to better than 0.01 dB below 7.4 kHz at 16 kHz out, and within
-    0.4 dB (2 dB) down to -25 dB (-110 dB) in its transition band up to 8 kHz.
+    zeros: `audio.resampling.resample`'s filter, which `load_audio` uses, so both give the same samples.
 
     The output has round(N * output_rate / input_rate) samples (halves rounded up), soxr's length:
     ceil would give one more sample whenever the fraction is below one half. Output samples are

@@ -1,8 +1,8 @@
 """Audio of any length as mono blocks at the model's rate, in bounded memory: `open_audio_stream`.
 
-The steps are `load_audio`'s (channels averaged, soxr "HQ" resampling, clipping to [-1, 1]) applied block by block.
-soxr's streaming resampler gives the samples of resampling the whole file at once, so a stream and `load_audio` see
-the same audio. Files libsndfile cannot read are decoded by ffmpeg into a temporary WAV on disk, then streamed.
+The steps are `load_audio`'s (channels averaged, `audio.resampling`, clipping to [-1, 1]) applied block by block.
+Its `ResampleStream` gives the samples of resampling the whole file at once, so a stream and `load_audio` see the
+same audio. Files libsndfile cannot read are decoded by ffmpeg into a temporary WAV on disk, then streamed.
 
 A source damaged part-way (a truncated WAV or Ogg file, corrupt FLAC or MP3 data, NaN samples) yields its blocks
 up to the damage, then raises `AudioError` naming the file and the time at which its audio stops.
@@ -12,7 +12,6 @@ import contextlib
 
 import numpy as np
 import soundfile
-import soxr
 
 from audiocaps_tf.audio.loading import (
     _UNKNOWN_FRAME_COUNT,
@@ -24,6 +23,7 @@ from audiocaps_tf.audio.loading import (
     resolve_source,
     truncation,
 )
+from audiocaps_tf.audio.resampling import ResampleStream
 from audiocaps_tf.params import SAMPLE_RATE
 
 __all__ = ["AudioStream", "open_audio_stream", "BLOCK_SECONDS"]
@@ -54,7 +54,7 @@ class AudioStream:
         dtype = "float64" if sound_file.subtype == "DOUBLE" else "float32"
         resampler = None
         if self.native_rate != self.sample_rate:
-            resampler = soxr.ResampleStream(self.native_rate, self.sample_rate, 1, dtype=dtype, quality="HQ")
+            resampler = ResampleStream(self.native_rate, self.sample_rate)
         block_frames = max(1, round(block_seconds * self.native_rate))
         frames_read = 0
         while True:
@@ -83,7 +83,7 @@ class AudioStream:
             raise self._error(frames_read, f"truncated or corrupt {sound_file.format} file: it declares "
                                            f"{declared} frames but only {frames_read} could be decoded")
         if resampler is not None:
-            tail = resampler.resample_chunk(np.zeros(0, dtype), last=True)
+            tail = resampler.resample_chunk(np.zeros(0, np.float32), last=True)
             if len(tail):
                 yield np.clip(tail.astype(np.float32), -1.0, 1.0)
 

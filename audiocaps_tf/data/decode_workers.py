@@ -13,7 +13,7 @@ __all__ = ["FeatureExtractor", "decoded", "default_workers", "worker_setup_code"
 # Run first in each spawned decode worker (through the builtin `exec`, so nothing of the package is imported to
 # run it): registers `audiocaps_tf` and `audiocaps_tf.audio` as bare packages, so unpickling `load_audio` imports
 # only audio/loading.py and params.py, not the package __init__ files that import Keras and TensorFlow
-# (~7 s and ~400 MB per worker). The workers only decode audio with NumPy, soundfile and soxr.
+# (~7 s and ~400 MB per worker). The workers only decode audio with NumPy, SciPy and soundfile.
 #
 # It also starts a watchdog thread: a worker whose parent is killed (SIGKILL, OOM) would otherwise wait forever
 # on the task queue, whose write end it holds itself; the watchdog ends it once it has been orphaned.

@@ -12,10 +12,10 @@ import collections
 import contextlib
 
 import numpy as np
-import soxr
 import tensorflow as tf
 
 from audiocaps_tf import params
+from audiocaps_tf.audio.resampling import resample
 from audiocaps_tf.audio.stream import open_audio_stream
 from audiocaps_tf.audio.windows import Window, windows
 
@@ -57,7 +57,7 @@ def open_source(audio, sample_rate=None):
     if not np.all(np.isfinite(waveform)):
         raise ValueError("the waveform holds NaN or infinite samples")
     if sample_rate != params.SAMPLE_RATE:
-        waveform = soxr.resample(waveform, sample_rate, params.SAMPLE_RATE, quality="HQ")
+        waveform = resample(waveform, sample_rate, params.SAMPLE_RATE)
     yield len(waveform) / sample_rate, [np.clip(waveform.astype(np.float32), -1.0, 1.0)]
 
 

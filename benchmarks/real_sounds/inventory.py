@@ -14,7 +14,8 @@ import re
 import numpy as np
 import scipy.signal
 import soundfile
-import soxr
+
+from audiocaps_tf.audio.resampling import resample
 
 import catalogue
 from sources import PACKAGES, package_root
@@ -33,7 +34,7 @@ def load_mono(path, rate):
     samples, file_rate = soundfile.read(str(path), dtype="float32", always_2d=True)
     mono = samples.mean(axis=1)
     if file_rate != rate:
-        mono = soxr.resample(mono, file_rate, rate, quality="HQ")
+        mono = resample(mono, file_rate, rate)
     return np.ascontiguousarray(mono, dtype=np.float32)
 
 

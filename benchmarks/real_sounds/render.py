@@ -3,7 +3,8 @@ sample rate and channel count (`output_format`), so the benchmark's files vary a
 
 import numpy as np
 import soundfile
-import soxr
+
+from audiocaps_tf.audio.resampling import resample
 
 from catalogue import CLASSES
 from inventory import load_mono
@@ -115,7 +116,7 @@ def output_format(scene, seed):
 
 def write_scene(path, mix, rate, channels, subtype):
     """Writes `mix` resampled to `rate`, as `channels` channels (stereo: slightly different gains per side)."""
-    audio = soxr.resample(mix, MIX_RATE, rate, quality="HQ") if rate != MIX_RATE else mix
+    audio = resample(mix, MIX_RATE, rate) if rate != MIX_RATE else mix
     audio = np.clip(audio, -1.0, 1.0)
     if channels == 2:
         audio = np.stack([audio * 0.95, audio], axis=1)
