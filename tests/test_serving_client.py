@@ -164,6 +164,27 @@ def test_caption_files_sends_wav_bytes_and_decodes_other_formats(client, referen
     assert isinstance(broken[0][1], AudioError) and isinstance(broken[1][1], OSError)
 
 
+def _write_long_wav(path, minutes):
+    """A 16 kHz 16-bit mono WAV of `minutes`: a rising chirp for the first 10 s, then a louder tone; its samples."""
+    head = np.int16(8000 * np.sin(np.cumsum(np.linspace(0.01, 0.5, 160000))))
+    tail = np.int16(20000 * np.sin(np.arange(16000) * 2 * np.pi * 300 / 16000))
+    samples = np.concatenate([head, np.tile(tail, int(minutes * 60) - 10)])
+    soundfile.write(path, samples, 16000, subtype="PCM_16")
+    return samples
+
+
+def test_a_wav_over_the_servers_request_cap_is_captioned_from_its_first_clip(client, reference, tmp_path):
+    # 36 min of 16-bit WAV is 69 MB, over the server's 64 MiB request cap: the client decodes its first 10 s (the
+    # rest is never read) and sends them as a waveform, as `caption --no-segments` captions it.
+    path = tmp_path / "long.wav"
+    samples = _write_long_wav(path, 36)
+    assert os.path.getsize(path) > 64 << 20
+    first_clip = (samples[:160000] / 32768.0).astype(np.float32)[None]
+    ((_, outcome),) = client.caption_files([str(path)])
+    assert outcome == reference("caption_waveform", waveform=first_clip, sample_rate=tf.constant([16000]))[0]
+    np.testing.assert_array_equal(client_cli.first_clip(str(path)), first_clip[0])
+
+
 # --- the command line ----------------------------------------------------------------------------------------
 
 
@@ -205,6 +226,19 @@ def test_cli_reports_bad_files_and_still_captions_the_others(server, audio_files
         f"error: {audio_files['flac']}: audio: not a RIFF/WAVE file",
         "error: 3 of 5 file(s) could not be captioned",
     ]
+
+
+def test_cli_warns_that_only_the_first_clip_of_a_long_file_was_captioned(server, reference, audio_files, tmp_path,
+                                                                         capsys):
+    path = tmp_path / "two-minutes.wav"
+    _write_long_wav(path, 2)  # small enough to go as bytes
+    argv = [str(path), audio_files["mono"], "--rest", _rest_url(server)]
+    assert client_cli.main(argv) == 0
+    captured = capsys.readouterr()
+    assert _lines(captured.out) == [f"{path}\t{_bytes_caption(path)}",
+                                    f"{audio_files['mono']}\t{_bytes_caption(audio_files['mono'])}"]
+    assert captured.err == (f"warning: {path} is 120.0 s long; only its first 10 s were captioned "
+                            "(--format captions it window by window)\n")
 
 
 def test_cli_reports_a_file_it_cannot_decode(server, audio_files, capsys):

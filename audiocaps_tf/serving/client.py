@@ -7,12 +7,15 @@
     client.caption_wav([open("dog.wav", "rb").read()])  # [{"caption": ..., "score": ..., "tokens": [...]}]
 
 WAV files go as they are to the `serving_default` signature, which decodes them in the graph; other formats
-(FLAC, MP3, OGG, ...) are decoded here with `audiocaps_tf.audio.load_audio` (mono, 16 kHz, 10 s) and go as
-waveforms to `caption_waveform`. `--signature caption_waveform` decodes every file here; `--signature
-serving_default` (or any other signature name) sends every file's bytes.
+(FLAC, MP3, OGG, ...), WAV encodings the graph does not decode (mu-law, A-law, ADPCM) and WAV files over
+MAX_WAV_BYTES are decoded here, their first 10 s read as `python -m audiocaps_tf.caption --no-segments` reads
+them (mono, 16 kHz, the rest of a long file never read), and go as waveforms to `caption_waveform`. `--signature
+caption_waveform` decodes every file here; `--signature serving_default` (or any other signature name) sends every
+file's bytes.
 
 The output is that of `python -m audiocaps_tf.caption --no-segments`: one line per file in the order given,
-`path<TAB>caption`, or with --json a JSON object per line ({"path", "caption", "score"}). With --format
+`path<TAB>caption`, or with --json a JSON object per line ({"path", "caption", "score"}), and a warning on stderr
+for a file longer than 10 s, of which only the first 10 s were captioned. With --format
 tsv|json|srt|vtt (and --out FILE|DIR) files of any length and format are read here as a stream, sent to the
 `caption_segments` signature in 60-s pieces of 16 kHz WAV, and their segments written as `python -m
 audiocaps_tf.caption` writes them (the same segments). A file that cannot be read, or that the
@@ -65,6 +68,10 @@ DEFAULT_BATCH_SIZE = 8
 # of DEFAULT_BATCH_SIZE rows stays far below the servers' usual 64 MiB cap.
 CHUNK_SECONDS = 60.0
 CLIENT_SAMPLE_RATE = 16000  # what load_audio returns
+# WAV files larger than this go as their first clip's waveform (decoded here) instead of their bytes: the graph
+# captions only the first CLIP_SECONDS anyway, and DEFAULT_BATCH_SIZE such files, base64 in JSON (x 4/3), stay
+# within the servers' usual 64 MiB request cap. A 10-s WAV is at most 3.7 MiB up to 48 kHz stereo 32-bit.
+MAX_WAV_BYTES = 4 << 20
 # caption_segments: chunks per request, and requests sent ahead (the server parses one, JSON and base64, while its
 # graph runs another). Measured on a 1-hour file over REST on 2 cores: 4 chunks and 3 requests took 2.9 s, 8 and 2
 # 3.0-3.1 s, 16 and 2 3.5 s, 8 and 1 3.6 s (benchmarks/long_audio.py).
@@ -97,6 +104,23 @@ def graph_decodes(data):
         return soundfile.info(io.BytesIO(data)).subtype in GRAPH_WAV_SUBTYPES
     except (RuntimeError, soundfile.LibsndfileError):
         return True  # a damaged WAV: the server's decoder says what is wrong with it
+
+
+def first_clip(path):
+    """The file's first CLIP_SECONDS as a 16 kHz mono float32 waveform, zero-padded: `load_audio(path)`, read as a
+    stream (as `caption --no-segments` reads it), so the rest of a long file is never read."""
+    from audiocaps_tf.audio.stream import open_audio_stream
+
+    size = round(CLIP_SECONDS * CLIENT_SAMPLE_RATE)
+    clip, filled = np.zeros(size, np.float32), 0
+    with open_audio_stream(path, CLIENT_SAMPLE_RATE) as stream:
+        for block in stream.blocks():
+            taken = block[: size - filled]
+            clip[filled:filled + len(taken)] = taken
+            filled += len(taken)
+            if filled == size:
+                break
+    return clip
 
 
 def pad_waveforms(waveforms):
@@ -175,7 +199,7 @@ class _CaptionClient:
         read or decoded) or ServingError (the server rejected it). Errors about the server or the model
         (unreachable, no such model...; see FATAL_CODES) are raised.
         """
-        from audiocaps_tf.audio.loading import AudioError, load_audio
+        from audiocaps_tf.audio.loading import AudioError
 
         decode_all = signature == WAVEFORM_SIGNATURE
         bytes_signature = BYTES_SIGNATURE if signature in (None, WAVEFORM_SIGNATURE) else signature
@@ -185,12 +209,10 @@ class _CaptionClient:
             wav_jobs, waveform_jobs = [], []  # (position in chunk, payload)
             for position, path in enumerate(chunk):
                 try:
-                    if decode_all:
-                        waveform_jobs.append((position, load_audio(path)))
-                        continue
-                    data = pathlib.Path(path).read_bytes()
-                    if signature is None and not graph_decodes(data):
-                        waveform_jobs.append((position, load_audio(path)))
+                    decode_here = decode_all or signature is None and os.path.getsize(path) > MAX_WAV_BYTES
+                    data = None if decode_here else pathlib.Path(path).read_bytes()
+                    if decode_here or signature is None and not graph_decodes(data):
+                        waveform_jobs.append((position, first_clip(path)))
                     else:
                         wav_jobs.append((position, data))
                 except (OSError, AudioError) as error:
@@ -543,6 +565,16 @@ def _describe(path, error):
     return message if message.startswith(path) else f"{path}: {message}"
 
 
+def _declared_seconds(path):
+    """The file's length in seconds as its header declares it, or None when libsndfile cannot read it."""
+    import soundfile
+
+    try:
+        return soundfile.info(path).duration
+    except (RuntimeError, soundfile.LibsndfileError):
+        return None
+
+
 def _print(path, result, as_json):
     if as_json:
         line = json.dumps({"path": path, "caption": result["caption"], "score": result["score"]}, ensure_ascii=False)
@@ -631,6 +663,10 @@ def main(argv=None):
                     print(f"error: {_describe(path, outcome)}", file=sys.stderr, flush=True)
                 else:
                     _print(path, outcome, args.json)
+                    seconds = _declared_seconds(path)
+                    if seconds is not None and seconds > CLIP_SECONDS:
+                        print(f"warning: {path} is {seconds:.1f} s long; only its first {CLIP_SECONDS:g} s were "
+                              "captioned (--format captions it window by window)", file=sys.stderr, flush=True)
     except ServingError as error:
         print(f"error: {error.message}", file=sys.stderr)
         return 1
