@@ -221,13 +221,9 @@ def test_resume_continues_a_run_with_its_own_options(cache, tmp_path, capsys):
 # ---------------------------------------------------------------------------------------------------------------
 # MirroredStrategy
 
-MIRRORED_SCRIPT = textwrap.dedent("""
-    import json, sys
-    import tensorflow as tf
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+# For the training scripts run in subprocesses: records each batch's loss and prints "STEP n" after it.
+LOSSES_CALLBACK = textwrap.dedent("""
     import keras
-    from audiocaps_tf import fit
 
     class Losses(keras.callbacks.Callback):
         def __init__(self):
@@ -235,7 +231,16 @@ MIRRORED_SCRIPT = textwrap.dedent("""
             self.losses = []
         def on_train_batch_end(self, batch, logs=None):
             self.losses.append(float(logs["loss"]))
+            print("STEP", len(self.losses), flush=True)
+""")
 
+MIRRORED_SCRIPT = textwrap.dedent("""
+    import json, sys
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    from audiocaps_tf import fit
+""") + LOSSES_CALLBACK + textwrap.dedent("""
     strategy, batch_size, out, overrides = sys.argv[1:5]
     losses = Losses()
     status = fit.main(["--demo-clips", "40", "--workers", "1", "--epochs", "1", "--model-overrides", overrides,

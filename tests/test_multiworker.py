@@ -16,22 +16,13 @@ import numpy as np
 import pytest
 
 from test_dev_server import PROCESS_TIMEOUT
-from test_fit import REPO, TINY_MODEL
+from test_fit import LOSSES_CALLBACK, REPO, TINY_MODEL
 
 BATCH = 4  # per worker: global batch 8, 4 steps per epoch on the 32 train captions of the 40-clip demo
 WORKER_SCRIPT = textwrap.dedent("""
     import json, sys
-    import keras
     from audiocaps_tf import fit
-
-    class Losses(keras.callbacks.Callback):
-        def __init__(self):
-            super().__init__()
-            self.losses = []
-        def on_train_batch_end(self, batch, logs=None):
-            self.losses.append(float(logs["loss"]))
-            print("STEP", len(self.losses), flush=True)
-
+""") + LOSSES_CALLBACK + textwrap.dedent("""
     strategy, batch_size, epochs, out, overrides = sys.argv[1:6]
     losses = Losses()
     status = fit.main(["--demo-clips", "40", "--workers", "1", "--epochs", epochs, "--model-overrides", overrides,

@@ -224,6 +224,19 @@ def test_shuffled_batches_group_clips_of_similar_lengths(varied, drop_remainder)
     assert [t.tolist() for _, t in grouped] != [t.tolist() for _, t in batches(7, seed=5)]
 
 
+def test_drop_remainder_drops_the_pairs_that_came_last_not_the_longest():
+    from audiocaps_tf.data.length_groups import padded_batches_by_length
+
+    lengths = [9, 8, 7, 6, 5, 1, 2, 3, 4, 10]  # in the (already shuffled) order the pairs arrive
+    pairs = tf.data.Dataset.from_generator(
+        lambda: (({"x": np.ones((n, 1), np.float32)}, np.int32(n)) for n in lengths),
+        output_signature=({"x": tf.TensorSpec([None, 1], tf.float32)}, tf.TensorSpec([], tf.int32)))
+    batches = padded_batches_by_length(pairs, "x", batch_size=4, group_batches=3, padding_values=None, seed=0,
+                                       drop_remainder=True)
+    kept = sorted(int(n) for _, targets in batches.as_numpy_iterator() for n in targets)
+    assert kept == sorted(lengths[:8])  # 4 and 10 dropped, not the longest two (9 and 10)
+
+
 def test_evaluation_has_one_row_per_clip_with_every_reference(prepared):
     out, data = prepared
     batches = list(pipeline.evaluation_dataset(pipeline.TFRecordSource(out, "val"), fields="mfcc").as_numpy_iterator())

@@ -6,8 +6,9 @@ takes the (already shuffled) pairs `group_batches * batch_size` at a time, order
 its clips (stable: clips of one length keep their order), cuts it into batches of `batch_size`, each zero-padded
 to its own longest clip, and shuffles those batches within the group. Every group but the last gives exactly
 `group_batches` full batches, so an epoch has as many batches as plain `padded_batch` would give it (one partial
-batch at most, in the last group, dropped with `drop_remainder`), and `steps_per_epoch` holds. A group is held padded to its longest
-clip while it is cut: `group_batches` trades memory for less padding.
+batch at most, in the last group, dropped with `drop_remainder`: the pairs that came last, not the longest ones),
+and `steps_per_epoch` holds. A group is held padded to its longest clip while it is cut: `group_batches` trades
+memory for less padding.
 
 The length of a pair is the time steps of its `length_field` (a feature field, or waveform samples). Padding is zero for
 floats, PAD_ID for ids and b"" for strings, as `pipeline` pads; models mask it (`layers.masking`).
@@ -43,10 +44,13 @@ def padded_batches_by_length(pairs, length_field, batch_size, group_batches, pad
     groups = pairs.map(with_lengths).padded_batch(group_batches * batch_size, padding_values=element_padding)
 
     def batches_of(index, group):
+        size = tf.shape(group[_LENGTHS])[0]
+        count = size // batch_size if drop_remainder else (size + batch_size - 1) // batch_size
+        if drop_remainder:  # drop the pairs the shuffle put last, before sorting (else always the longest ones)
+            size = count * batch_size
+            group = tf.nest.map_structure(lambda t: t[:size], group)
         order = tf.argsort(group[_LENGTHS][:, key_index], stable=True)
         ordered = tf.nest.map_structure(lambda t: tf.gather(t, order), group)
-        size = tf.shape(order)[0]
-        count = size // batch_size if drop_remainder else (size + batch_size - 1) // batch_size
         if seed is None:
             starts = tf.random.shuffle(tf.range(count)) * batch_size
         else:
