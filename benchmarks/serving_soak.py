@@ -190,6 +190,24 @@ class Tally:
                 self.failures[f"{transport}: {failure}"] += 1
 
 
+def good_request(client, transport, clips, expected, tally, rng):
+    """One clip's WAV bytes to serving_default or its waveform to caption_waveform; the caption must be expected."""
+    index = rng.randrange(len(clips))
+    wav, waveform = clips[index]
+    started = time.perf_counter()
+    try:
+        if rng.random() < 0.5:
+            answer, signature = client.caption_wav([wav])[0], "serving_default"
+        else:
+            answer, signature = client.caption_waveforms([waveform], 16000)[0], "caption_waveform"
+    except Exception as error:  # noqa: BLE001  (counted and listed)
+        tally.add(transport, "failed", failure=f"good request: {type(error).__name__}: {error}"[:200])
+        return
+    right = answer["caption"] == expected[signature][index]
+    tally.add(transport, "answered" if right else "failed", time.perf_counter() - started,
+              None if right else "good request: a different caption")
+
+
 def grpc_worker(target, clips, expected, stop, tally, rng, bad_share):
     from audiocaps_tf.serving.client import GrpcCaptionClient
 
@@ -214,20 +232,7 @@ def grpc_worker(target, clips, expected, stop, tally, rng, bad_share):
                     tally.add("gRPC", "refused" if got == code else "failed",
                               failure=None if got == code else f"{kind}: {got}, not {code}")
                 continue
-            index = rng.randrange(len(clips))
-            wav, waveform = clips[index]
-            started = time.perf_counter()
-            try:
-                if rng.random() < 0.5:
-                    answer, signature = client.caption_wav([wav])[0], "serving_default"
-                else:
-                    answer, signature = client.caption_waveforms([waveform], 16000)[0], "caption_waveform"
-            except Exception as error:  # noqa: BLE001  (counted and listed)
-                tally.add("gRPC", "failed", failure=f"good request: {type(error).__name__}: {error}"[:200])
-                continue
-            right = answer["caption"] == expected[signature][index]
-            tally.add("gRPC", "answered" if right else "failed", time.perf_counter() - started,
-                      None if right else "good request: a different caption")
+            good_request(client, "gRPC", clips, expected, tally, rng)
 
 
 def rest_worker(url, clips, expected, stop, tally, rng, bad_share):
@@ -253,20 +258,7 @@ def rest_worker(url, clips, expected, stop, tally, rng, bad_share):
             except OSError as error:
                 tally.add("REST", "failed", failure=f"{kind}: {type(error).__name__}: {error}"[:200])
             continue
-        index = rng.randrange(len(clips))
-        wav, waveform = clips[index]
-        started = time.perf_counter()
-        try:
-            if rng.random() < 0.5:
-                answer, signature = client.caption_wav([wav])[0], "serving_default"
-            else:
-                answer, signature = client.caption_waveforms([waveform], 16000)[0], "caption_waveform"
-        except Exception as error:  # noqa: BLE001  (counted and listed)
-            tally.add("REST", "failed", failure=f"good request: {type(error).__name__}: {error}"[:200])
-            continue
-        right = answer["caption"] == expected[signature][index]
-        tally.add("REST", "answered" if right else "failed", time.perf_counter() - started,
-                  None if right else "good request: a different caption")
+        good_request(client, "REST", clips, expected, tally, rng)
 
 
 def expected_captions(version_dir, clips):
