@@ -235,6 +235,15 @@ def grpc_worker(target, clips, expected, stop, tally, rng, bad_share):
             good_request(client, "gRPC", clips, expected, tally, rng)
 
 
+def _is_json_error(body):
+    """Whether an HTTP error body is the JSON {"error": ...} every REST error must carry."""
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return False
+    return isinstance(answer, dict) and "error" in answer
+
+
 def rest_worker(url, clips, expected, stop, tally, rng, bad_share):
     from audiocaps_tf.serving.client import RestCaptionClient
 
@@ -251,7 +260,7 @@ def rest_worker(url, clips, expected, stop, tally, rng, bad_share):
                     response.read()
                 tally.add("REST", "failed", failure=f"{kind}: answered")
             except urllib.error.HTTPError as error:
-                is_json = "error" in json.loads(error.read() or b"{}")
+                is_json = _is_json_error(error.read())
                 right = error.code == status and is_json
                 tally.add("REST", "refused" if right else "failed",
                           failure=None if right else f"{kind}: HTTP {error.code} (JSON: {is_json}), not {status}")

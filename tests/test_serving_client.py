@@ -228,8 +228,7 @@ def test_cli_reports_bad_files_and_still_captions_the_others(server, audio_files
     ]
 
 
-def test_cli_warns_that_only_the_first_clip_of_a_long_file_was_captioned(server, reference, audio_files, tmp_path,
-                                                                         capsys):
+def test_cli_warns_that_only_the_first_clip_of_a_long_file_was_captioned(server, audio_files, tmp_path, capsys):
     path = tmp_path / "two-minutes.wav"
     _write_long_wav(path, 2)  # small enough to go as bytes
     argv = [str(path), audio_files["mono"], "--rest", _rest_url(server)]
